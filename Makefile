@@ -1,0 +1,80 @@
+# duel -- build, test and install. Every variable can be overridden (LuaRocks passes its own).
+LUA_INCDIR ?= /usr/include/luajit-2.1
+LUA ?= luajit
+CC ?= gcc
+OPTFLAGS ?= -O2 -march=native
+CFLAGS ?= $(OPTFLAGS) -fPIC
+LIBFLAG ?= -shared
+DUEL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -Icsrc
+LDLIBS = -lopenblas -lgomp -lm
+LIBDIR ?= /usr/local/lib/lua/5.1
+LUADIR ?= /usr/local/share/lua/5.1
+BINDIR ?= /usr/local/bin
+BUILD ?= build
+
+# Debian packages the build and the tests need; `make deps` installs the missing ones.
+DEPS = gcc make luajit libluajit-5.1-dev libopenblas-dev libstb-dev zlib1g-dev
+
+CORE_SRC = csrc/error.c csrc/alloc.c csrc/tensor.c csrc/parallel.c csrc/autograd.c csrc/random.c \
+           csrc/ops/view.c csrc/ops/elementwise.c csrc/ops/reduce.c csrc/ops/shape.c \
+           csrc/ops/matmul.c csrc/ops/registry.c
+BIND_SRC = csrc/lua/l_util.c csrc/lua/l_tensor.c csrc/lua/l_ops.c csrc/lua/l_autograd.c \
+           csrc/lua/l_misc.c csrc/lua/l_init.c
+HEADERS = csrc/duel.h csrc/duel_impl.h csrc/lua/l_util.h
+
+CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+BIND_OBJ = $(BIND_SRC:%.c=$(BUILD)/obj/%.o)
+MODULE = lua/duel/core.so
+TEST_CORE = $(BUILD)/test_core
+
+.PHONY: all deps test check bench demo install clean
+
+all: $(MODULE) $(TEST_CORE)
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DUEL_CFLAGS) -I$(LUA_INCDIR) -c $< -o $@
+
+$(MODULE): $(CORE_OBJ) $(BIND_OBJ)
+	$(CC) $(LIBFLAG) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+
+$(TEST_CORE): tests/c/test_core.c $(CORE_OBJ)
+	$(CC) $(CFLAGS) $(DUEL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@missing=""; for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# The test runner prints one closing line "N passed, N failed" and exits non-zero on failure.
+test: deps
+	@$(MAKE) --no-print-directory all
+	$(LUA) tests/run.lua
+
+# AddressSanitizer + UBSan build of the same module and tests. LuaJIT itself is not
+# instrumented, so the ASan runtime is preloaded into it.
+check: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan MODULE=build/asan/duel/core.so \
+	  OPTFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  build/asan/duel/core.so build/asan/test_core
+	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  DUEL_TEST_CORE=build/asan/test_core DUEL_CPATH="build/asan/?.so" $(LUA) tests/run.lua
+
+bench: all
+	$(LUA) bench/ops.lua
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(LUA) experiments/autograd_demo.lua
+
+install: $(MODULE)
+	mkdir -p $(LIBDIR)/duel $(LUADIR)/duel
+	cp $(MODULE) $(LIBDIR)/duel/core.so
+	cd lua && find duel -name '*.lua' -exec install -D -m 644 {} $(LUADIR)/{} \;
+
+clean:
+	rm -rf build $(MODULE)

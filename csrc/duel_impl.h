@@ -1,0 +1,87 @@
+/* duel_impl.h -- internal helpers shared by the core's .c files (never installed). */
+#ifndef DUEL_IMPL_H
+#define DUEL_IMPL_H
+
+#include "duel.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Below this many elements a kernel runs on one thread: the fork/join costs more. */
+#define DUEL_PAR_MIN 32768
+
+#if defined(__GNUC__)
+#define DUEL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DUEL_PRINTF(a, b)
+#endif
+
+void duel_seterr(int code, const char *fmt, ...) DUEL_PRINTF(2, 3);
+
+/* Validate user input: on failure set the message and return NULL from the enclosing op. */
+#define DUEL_CHECK(cond, ...)                                                                    \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            duel_seterr(DUEL_EINVAL, __VA_ARGS__);                                               \
+            return NULL;                                                                         \
+        }                                                                                        \
+    } while (0)
+#define DUEL_CHECK_INT(cond, ...)                                                                \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            duel_seterr(DUEL_EINVAL, __VA_ARGS__);                                               \
+            return -1;                                                                           \
+        }                                                                                        \
+    } while (0)
+
+/* Internal invariant that no user input can reach: report loudly and stop. */
+#define DUEL_ASSERT(cond)                                                                        \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            fprintf(stderr, "duel internal error %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
+            abort();                                                                             \
+        }                                                                                        \
+    } while (0)
+
+#define SHAPE(t) duel_shape_str((t)->shape, (t)->ndim)
+
+/* allocation (alloc.c) */
+float *duel_alloc_floats(int64_t n, const char *op); /* NULL + DUEL_ENOMEM error */
+void duel_free_floats(float *p, int64_t n);
+duel_storage *duel_storage_new(int64_t n, const char *op);
+void duel_storage_release(duel_storage *s);
+
+/* tensor helpers (tensor.c) */
+duel_tensor *duel_tensor_alloc(void); /* zeroed struct, refcount 1, no storage */
+duel_tensor *duel_new(const int64_t *shape, int ndim, const char *op); /* uninitialised data */
+duel_tensor *duel_view_of(duel_tensor *base, const int64_t *shape, const int64_t *stride, int ndim,
+                          int64_t offset);
+void duel_contiguous_strides(const int64_t *shape, int ndim, int64_t *stride);
+int duel_same_shape(const duel_tensor *a, const duel_tensor *b);
+int64_t duel_shape_numel(const int64_t *shape, int ndim);
+int duel_check_shape(const int64_t *shape, int ndim, const char *op);
+/* copy a strided tensor's elements in row-major order into dst (contiguous) */
+void duel_strided_copy(float *dst, const duel_tensor *src);
+/* broadcast a and b's shapes into out; -1 with error set on mismatch */
+int duel_broadcast_shape(const duel_tensor *a, const duel_tensor *b, int64_t *out, int *ndim,
+                         const char *op);
+
+/* autograd (autograd.c): record y = op(srcs); no-op unless grad mode is on and a src needs grad.
+ * Takes new references to the sources. */
+int duel_record(duel_tensor *y, const duel_opdef *op, duel_tensor **srcs, int n);
+#define DUEL_NEED(y, i) (((y)->need >> (i)) & 1)
+
+/* summing (reduce.c): out[kept] = sum of x over the dims flagged in `reduced`; x contiguous */
+void duel_sum_kernel(float *out, const float *x, const int64_t *shape, int ndim, const int *reduced);
+duel_tensor *duel_sum_reduce(duel_tensor *x, const int *reduced, const int64_t *out_shape,
+                             int out_nd, const char *op);
+
+/* each op family lists its opdefs, NULL-terminated, for the registry */
+extern const duel_opdef *const duel_view_ops[], *const duel_elementwise_ops[],
+    *const duel_reduce_ops[], *const duel_shape_ops[], *const duel_matmul_ops[];
+
+/* dimension normalisation for C callers: d in [0, ndim) or error */
+int duel_check_dim(int dim, int ndim, const char *op, int allow_end);
+
+#endif

@@ -1,0 +1,40 @@
+/* l_init.c -- luaopen_duel_core: the module table, the tensor metatable, the OOM hook.
+ * Returns {<public functions>..., _methods = Tensor methods, _core = internals}; lua/duel/init.lua
+ * assembles the public `duel` table from it. */
+#include "l_util.h"
+
+static lua_State *hook_L;
+
+/* Allocation failed: collect unreachable tensors once, then the allocator retries. */
+static void oom_collect(void *ud) {
+    (void)ud;
+    if (hook_L) lua_gc(hook_L, LUA_GCCOLLECT, 0);
+}
+
+int luaopen_duel_core(lua_State *L) {
+    /* the main thread outlives every coroutine, so the hook may keep it */
+    int is_main = lua_pushthread(L);
+    lua_pop(L, 1);
+    if (is_main || !hook_L) hook_L = L;
+    duel_set_oom_hook(oom_collect, NULL);
+
+    l_open_tensor(L);
+    lua_newtable(L); /* module */
+    int duel = lua_gettop(L);
+    lua_newtable(L); /* methods */
+    int methods = lua_gettop(L);
+    lua_newtable(L); /* internals */
+    int core = lua_gettop(L);
+    l_register_tensor(L, duel, methods);
+    l_register_ops(L, duel, methods);
+    l_register_autograd(L, duel, methods, core);
+    l_register_misc(L, duel, methods, core);
+    luaL_getmetatable(L, L_TENSOR_MT);
+    lua_setfield(L, core, "metatable");
+    lua_pushvalue(L, methods);
+    lua_setfield(L, duel, "_methods");
+    lua_pushvalue(L, core);
+    lua_setfield(L, duel, "_core");
+    lua_settop(L, duel);
+    return 1;
+}

@@ -1,0 +1,494 @@
+/* elementwise.c -- broadcasting binary ops, unary maps, clamp, where and comparisons.
+ * Every backward is written in these same ops, so gradients differentiate again. */
+#include "../duel_impl.h"
+
+/* ---- broadcasting binary kernel ------------------------------------------------------------ */
+
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_GT, B_LT, B_GE, B_LE, B_EQ };
+
+__attribute__((always_inline)) static inline float bin_apply(int op, float x, float y) {
+    switch (op) {
+    case B_ADD: return x + y;
+    case B_SUB: return x - y;
+    case B_MUL: return x * y;
+    case B_DIV: return x / y;
+    case B_GT: return x > y ? 1.0f : 0.0f;
+    case B_LT: return x < y ? 1.0f : 0.0f;
+    case B_GE: return x >= y ? 1.0f : 0.0f;
+    case B_LE: return x <= y ? 1.0f : 0.0f;
+    default: return x == y ? 1.0f : 0.0f;
+    }
+}
+
+/* o[i] = a[i*sa] op b[i*sb], i < n; unit and zero strides get loops the compiler vectorises */
+__attribute__((always_inline)) static inline void bin_row(int op, float *restrict o,
+                                                          const float *a, int64_t sa,
+                                                          const float *b, int64_t sb, int64_t n) {
+    if (sa == 1 && sb == 1)
+        for (int64_t i = 0; i < n; i++) o[i] = bin_apply(op, a[i], b[i]);
+    else if (sa == 1 && sb == 0) {
+        float y = b[0];
+        for (int64_t i = 0; i < n; i++) o[i] = bin_apply(op, a[i], y);
+    } else if (sa == 0 && sb == 1) {
+        float x = a[0];
+        for (int64_t i = 0; i < n; i++) o[i] = bin_apply(op, x, b[i]);
+    } else
+        for (int64_t i = 0; i < n; i++) o[i] = bin_apply(op, a[i * sa], b[i * sb]);
+}
+
+/* Merge adjacent dims whose strides chain in both operands; afterwards the innermost dim is as
+ * long as possible. shape/sa/sb are edited in place; returns the new rank (>= 1). */
+static int coalesce(int64_t *shape, int64_t *sa, int64_t *sb, int nd) {
+    if (nd == 0) {
+        shape[0] = 1;
+        sa[0] = sb[0] = 0;
+        return 1;
+    }
+    int k = 0;
+    for (int i = 1; i < nd; i++) {
+        if (shape[i] == 1) continue;
+        if (shape[k] == 1) {
+            shape[k] = shape[i];
+            sa[k] = sa[i];
+            sb[k] = sb[i];
+        } else if (sa[k] == sa[i] * shape[i] && sb[k] == sb[i] * shape[i]) {
+            shape[k] *= shape[i];
+            sa[k] = sa[i];
+            sb[k] = sb[i];
+        } else {
+            k++;
+            shape[k] = shape[i];
+            sa[k] = sa[i];
+            sb[k] = sb[i];
+        }
+    }
+    return k + 1;
+}
+
+__attribute__((always_inline)) static inline void bin_loop(int op, float *out, const float *a,
+                                                           const float *b, const int64_t *shape,
+                                                           const int64_t *sa, const int64_t *sb,
+                                                           int nd) {
+    int64_t inner = shape[nd - 1], rows = 1;
+    for (int d = 0; d < nd - 1; d++) rows *= shape[d];
+#pragma omp parallel for if (rows * inner >= DUEL_PAR_MIN && rows > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t oa = 0, ob = 0, rem = r;
+        for (int d = nd - 2; d >= 0; d--) {
+            int64_t i = rem % shape[d];
+            rem /= shape[d];
+            oa += i * sa[d];
+            ob += i * sb[d];
+        }
+        bin_row(op, out + r * inner, a + oa, sa[nd - 1], b + ob, sb[nd - 1], inner);
+    }
+}
+
+/* one long row split across threads */
+__attribute__((always_inline)) static inline void bin_flat(int op, float *out, const float *a,
+                                                           int64_t sa, const float *b, int64_t sb,
+                                                           int64_t n) {
+    int64_t chunk = 16384, nchunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for
+    for (int64_t c = 0; c < nchunks; c++) {
+        int64_t s = c * chunk, len = n - s < chunk ? n - s : chunk;
+        bin_row(op, out + s, a + s * sa, sa, b + s * sb, sb, len);
+    }
+}
+
+static void binary_kernel(int op, float *out, const float *a, const float *b, int64_t *shape,
+                          int64_t *sa, int64_t *sb, int nd) {
+    nd = coalesce(shape, sa, sb, nd);
+    if (nd == 1 && shape[0] >= DUEL_PAR_MIN) {
+        switch (op) {
+        case B_ADD: bin_flat(B_ADD, out, a, sa[0], b, sb[0], shape[0]); break;
+        case B_SUB: bin_flat(B_SUB, out, a, sa[0], b, sb[0], shape[0]); break;
+        case B_MUL: bin_flat(B_MUL, out, a, sa[0], b, sb[0], shape[0]); break;
+        case B_DIV: bin_flat(B_DIV, out, a, sa[0], b, sb[0], shape[0]); break;
+        default: bin_flat(op, out, a, sa[0], b, sb[0], shape[0]); break;
+        }
+        return;
+    }
+    switch (op) {
+    case B_ADD: bin_loop(B_ADD, out, a, b, shape, sa, sb, nd); break;
+    case B_SUB: bin_loop(B_SUB, out, a, b, shape, sa, sb, nd); break;
+    case B_MUL: bin_loop(B_MUL, out, a, b, shape, sa, sb, nd); break;
+    case B_DIV: bin_loop(B_DIV, out, a, b, shape, sa, sb, nd); break;
+    default: bin_loop(op, out, a, b, shape, sa, sb, nd); break;
+    }
+}
+
+/* strides of t seen through the broadcast shape (0 where t is broadcast) */
+static void bcast_strides(const duel_tensor *t, int nd, const int64_t *shape, int64_t *st) {
+    for (int i = 0; i < nd; i++) {
+        int j = i - (nd - t->ndim);
+        st[i] = j >= 0 && t->shape[j] == shape[i] ? t->stride[j] : 0;
+    }
+}
+
+static duel_tensor *binary(duel_tensor *a, duel_tensor *b, int op, const duel_opdef *def,
+                           const char *name) {
+    int64_t shape[DUEL_MAXDIM], sa[DUEL_MAXDIM], sb[DUEL_MAXDIM];
+    int nd;
+    if (duel_broadcast_shape(a, b, shape, &nd, name)) return NULL;
+    duel_tensor *y = duel_new(shape, nd, name);
+    if (!y) return NULL;
+    bcast_strides(a, nd, shape, sa);
+    bcast_strides(b, nd, shape, sb);
+    if (duel_numel(y) > 0) binary_kernel(op, y->data, a->data, b->data, shape, sa, sb, nd);
+    if (def) {
+        duel_tensor *srcs[2] = {a, b};
+        duel_record(y, def, srcs, 2);
+    }
+    return y;
+}
+
+/* ---- binary ops and their rules --------------------------------------------------------------- */
+
+static int add_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    for (int i = 0; i < 2; i++)
+        if (DUEL_NEED(y, i)) {
+            duel_retain(dy);
+            dx[i] = dy;
+        }
+    return 0;
+}
+static const duel_opdef OP_ADD = {"add", 2, add_backward, 0};
+
+static int sub_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    if (DUEL_NEED(y, 0)) {
+        duel_retain(dy);
+        dx[0] = dy;
+    }
+    if (DUEL_NEED(y, 1) && !(dx[1] = duel_neg(dy))) return -1;
+    return 0;
+}
+static const duel_opdef OP_SUB = {"sub", 2, sub_backward, 0};
+
+static int mul_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    if (DUEL_NEED(y, 0) && !(dx[0] = duel_mul(dy, y->src[1]))) return -1;
+    if (DUEL_NEED(y, 1) && !(dx[1] = duel_mul(dy, y->src[0]))) return -1;
+    return 0;
+}
+static const duel_opdef OP_MUL = {"mul", 2, mul_backward, DUEL_SAVE_SRC(0) | DUEL_SAVE_SRC(1)};
+
+/* d(a/b)/da = 1/b;  d(a/b)/db = -a/b^2 */
+static int div_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    duel_tensor *a = y->src[0], *b = y->src[1];
+    if (DUEL_NEED(y, 0) && !(dx[0] = duel_div(dy, b))) return -1;
+    if (DUEL_NEED(y, 1)) {
+        duel_tensor *t = duel_mul(dy, a), *bb = duel_mul(b, b), *q = t && bb ? duel_div(t, bb) : NULL;
+        dx[1] = q ? duel_neg(q) : NULL;
+        duel_release(t);
+        duel_release(bb);
+        duel_release(q);
+        if (!dx[1]) return -1;
+    }
+    return 0;
+}
+static const duel_opdef OP_DIV = {"div", 2, div_backward, DUEL_SAVE_SRC(0) | DUEL_SAVE_SRC(1)};
+
+duel_tensor *duel_add(duel_tensor *a, duel_tensor *b) { return binary(a, b, B_ADD, &OP_ADD, "add"); }
+duel_tensor *duel_sub(duel_tensor *a, duel_tensor *b) { return binary(a, b, B_SUB, &OP_SUB, "sub"); }
+duel_tensor *duel_mul(duel_tensor *a, duel_tensor *b) { return binary(a, b, B_MUL, &OP_MUL, "mul"); }
+duel_tensor *duel_div(duel_tensor *a, duel_tensor *b) { return binary(a, b, B_DIV, &OP_DIV, "div"); }
+duel_tensor *duel_gt(duel_tensor *a, duel_tensor *b) { return binary(a, b, B_GT, NULL, "gt"); }
+duel_tensor *duel_lt(duel_tensor *a, duel_tensor *b) { return binary(a, b, B_LT, NULL, "lt"); }
+duel_tensor *duel_ge(duel_tensor *a, duel_tensor *b) { return binary(a, b, B_GE, NULL, "ge"); }
+duel_tensor *duel_le(duel_tensor *a, duel_tensor *b) { return binary(a, b, B_LE, NULL, "le"); }
+duel_tensor *duel_eq(duel_tensor *a, duel_tensor *b) { return binary(a, b, B_EQ, NULL, "eq"); }
+
+/* ---- unary maps ------------------------------------------------------------------------------ */
+
+enum {
+    U_NEG, U_EXP, U_LOG, U_SQRT, U_ABS, U_TANH, U_SIGMOID, U_RELU, U_SIGN, U_SIN, U_COS,
+    U_POW, U_CLAMP, U_ADDS, U_MULS,
+    U_STEP,      /* 1 where x > 0: relu's derivative */
+    U_CLAMPMASK, /* 1 where lo <= x <= hi: clamp's derivative */
+    U_NONZERO,   /* 1 where x != 0: where's mask */
+};
+
+static inline float sigmoidf(float x) {
+    return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+}
+
+static inline float powf_int(float x, float p) {
+    if (p == 2.0f) return x * x;
+    if (p == 1.0f) return x;
+    if (p == 0.0f) return 1.0f;
+    if (p == 0.5f) return sqrtf(x);
+    if (p == -1.0f) return 1.0f / x;
+    return powf(x, p);
+}
+
+/* y[i] = f(x[i]) for n contiguous floats; p0/p1 are the op's parameters */
+static void unary_kernel(int op, float *restrict y, const float *restrict x, int64_t n, float p0,
+                         float p1) {
+#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i], r;
+        switch (op) {
+        case U_NEG: r = -v; break;
+        case U_EXP: r = expf(v); break;
+        case U_LOG: r = logf(v); break;
+        case U_SQRT: r = sqrtf(v); break;
+        case U_ABS: r = fabsf(v); break;
+        case U_TANH: r = tanhf(v); break;
+        case U_SIGMOID: r = sigmoidf(v); break;
+        case U_RELU: r = v > 0 ? v : 0.0f; break;
+        case U_SIGN: r = v > 0 ? 1.0f : v < 0 ? -1.0f : 0.0f; break;
+        case U_SIN: r = sinf(v); break;
+        case U_COS: r = cosf(v); break;
+        case U_POW: r = powf_int(v, p0); break;
+        case U_CLAMP: r = v < p0 ? p0 : v > p1 ? p1 : v; break; /* NaN bounds never compare */
+        case U_ADDS: r = v + p0; break;
+        case U_MULS: r = v * p0; break;
+        case U_STEP: r = v > 0 ? 1.0f : 0.0f; break;
+        case U_CLAMPMASK: r = (v < p0 || v > p1) ? 0.0f : 1.0f; break;
+        default: r = v != 0 ? 1.0f : 0.0f; break;
+        }
+        y[i] = r;
+    }
+}
+
+static duel_tensor *unary(duel_tensor *x, int op, float p0, float p1, const duel_opdef *def) {
+    const char *name = def ? def->name : "mask";
+    duel_tensor *xc = duel_contiguous(x);
+    if (!xc) return NULL;
+    duel_tensor *y = duel_new(x->shape, x->ndim, name);
+    if (y) {
+        unary_kernel(op, y->data, xc->data, duel_numel(y), p0, p1);
+        y->fparam[0] = p0;
+        y->fparam[1] = p1;
+        if (def) duel_record(y, def, &x, 1);
+    }
+    duel_release(xc);
+    return y;
+}
+
+/* constant masks: derivatives of piecewise functions, carrying no graph */
+static duel_tensor *mask(duel_tensor *x, int op, float p0, float p1) {
+    return unary(x, op, p0, p1, NULL);
+}
+
+/* dx = dy * f, releasing f */
+static int times(duel_tensor *dy, duel_tensor *f, duel_tensor **dx) {
+    if (!f) return -1;
+    *dx = duel_mul(dy, f);
+    duel_release(f);
+    return *dx ? 0 : -1;
+}
+
+static int neg_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    (void)y;
+    return (dx[0] = duel_neg(dy)) ? 0 : -1;
+}
+static int exp_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    return (dx[0] = duel_mul(dy, y)) ? 0 : -1;
+}
+static int log_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    return (dx[0] = duel_div(dy, y->src[0])) ? 0 : -1;
+}
+static int sqrt_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) { /* dy / (2y) */
+    duel_tensor *h = duel_mul_scalar(dy, 0.5f);
+    dx[0] = h ? duel_div(h, y) : NULL;
+    duel_release(h);
+    return dx[0] ? 0 : -1;
+}
+static int abs_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    return times(dy, mask(y->src[0], U_SIGN, 0, 0), dx);
+}
+static int tanh_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) { /* dy (1 - y^2) */
+    duel_tensor *yy = duel_mul(y, y), *n = yy ? duel_neg(yy) : NULL;
+    duel_release(yy);
+    duel_tensor *d = n ? duel_add_scalar(n, 1.0f) : NULL;
+    duel_release(n);
+    return times(dy, d, dx);
+}
+static int sigmoid_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) { /* dy y (1-y) */
+    duel_tensor *n = duel_neg(y), *one_minus = n ? duel_add_scalar(n, 1.0f) : NULL;
+    duel_release(n);
+    duel_tensor *d = one_minus ? duel_mul(y, one_minus) : NULL;
+    duel_release(one_minus);
+    return times(dy, d, dx);
+}
+static int relu_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    return times(dy, mask(y->src[0], U_STEP, 0, 0), dx);
+}
+static int sign_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    (void)dy;
+    return (dx[0] = duel_zeros_like(y->src[0])) ? 0 : -1;
+}
+static int sin_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    return times(dy, duel_cos(y->src[0]), dx);
+}
+static int cos_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    duel_tensor *s = duel_sin(y->src[0]), *n = s ? duel_neg(s) : NULL;
+    duel_release(s);
+    return times(dy, n, dx);
+}
+static int pow_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) { /* dy p x^(p-1) */
+    float p = y->fparam[0];
+    if (p == 0.0f) return (dx[0] = duel_zeros_like(y->src[0])) ? 0 : -1;
+    duel_tensor *q = p == 1.0f ? (duel_retain(y->src[0]), y->src[0]) : duel_pow(y->src[0], p - 1);
+    duel_tensor *d = q ? duel_mul_scalar(q, p) : NULL;
+    duel_release(q);
+    if (p == 1.0f) { /* x^0 = 1 */
+        duel_release(d);
+        duel_retain(dy);
+        dx[0] = dy;
+        return 0;
+    }
+    return times(dy, d, dx);
+}
+static int clamp_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    return times(dy, mask(y->src[0], U_CLAMPMASK, y->fparam[0], y->fparam[1]), dx);
+}
+static int adds_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    (void)y;
+    duel_retain(dy);
+    dx[0] = dy;
+    return 0;
+}
+static int muls_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    return (dx[0] = duel_mul_scalar(dy, y->fparam[0])) ? 0 : -1;
+}
+
+#define S0 DUEL_SAVE_SRC(0)
+static const duel_opdef OP_NEG = {"neg", 1, neg_backward, 0};
+static const duel_opdef OP_EXP = {"exp", 1, exp_backward, DUEL_SAVE_OUT};
+static const duel_opdef OP_LOG = {"log", 1, log_backward, S0};
+static const duel_opdef OP_SQRT = {"sqrt", 1, sqrt_backward, DUEL_SAVE_OUT};
+static const duel_opdef OP_ABS = {"abs", 1, abs_backward, S0};
+static const duel_opdef OP_TANH = {"tanh", 1, tanh_backward, DUEL_SAVE_OUT};
+static const duel_opdef OP_SIGMOID = {"sigmoid", 1, sigmoid_backward, DUEL_SAVE_OUT};
+static const duel_opdef OP_RELU = {"relu", 1, relu_backward, S0};
+static const duel_opdef OP_SIGN = {"sign", 1, sign_backward, 0};
+static const duel_opdef OP_SIN = {"sin", 1, sin_backward, S0};
+static const duel_opdef OP_COS = {"cos", 1, cos_backward, S0};
+static const duel_opdef OP_POW = {"pow", 1, pow_backward, S0};
+static const duel_opdef OP_CLAMP = {"clamp", 1, clamp_backward, S0};
+static const duel_opdef OP_ADDS = {"add_scalar", 1, adds_backward, 0};
+static const duel_opdef OP_MULS = {"mul_scalar", 1, muls_backward, 0};
+
+duel_tensor *duel_neg(duel_tensor *x) { return unary(x, U_NEG, 0, 0, &OP_NEG); }
+duel_tensor *duel_exp(duel_tensor *x) { return unary(x, U_EXP, 0, 0, &OP_EXP); }
+duel_tensor *duel_log(duel_tensor *x) { return unary(x, U_LOG, 0, 0, &OP_LOG); }
+duel_tensor *duel_sqrt(duel_tensor *x) { return unary(x, U_SQRT, 0, 0, &OP_SQRT); }
+duel_tensor *duel_abs(duel_tensor *x) { return unary(x, U_ABS, 0, 0, &OP_ABS); }
+duel_tensor *duel_tanh(duel_tensor *x) { return unary(x, U_TANH, 0, 0, &OP_TANH); }
+duel_tensor *duel_sigmoid(duel_tensor *x) { return unary(x, U_SIGMOID, 0, 0, &OP_SIGMOID); }
+duel_tensor *duel_relu(duel_tensor *x) { return unary(x, U_RELU, 0, 0, &OP_RELU); }
+duel_tensor *duel_sign(duel_tensor *x) { return unary(x, U_SIGN, 0, 0, &OP_SIGN); }
+duel_tensor *duel_sin(duel_tensor *x) { return unary(x, U_SIN, 0, 0, &OP_SIN); }
+duel_tensor *duel_cos(duel_tensor *x) { return unary(x, U_COS, 0, 0, &OP_COS); }
+
+duel_tensor *duel_pow(duel_tensor *x, float p) {
+    DUEL_CHECK(isfinite(p), "pow: exponent must be finite, got %g", p);
+    return unary(x, U_POW, p, 0, &OP_POW);
+}
+
+duel_tensor *duel_clamp(duel_tensor *x, float lo, float hi) {
+    DUEL_CHECK(isnan(lo) || isnan(hi) || lo <= hi,
+               "clamp: lower bound must not exceed upper bound, got (%g, %g)", lo, hi);
+    return unary(x, U_CLAMP, lo, hi, &OP_CLAMP);
+}
+
+duel_tensor *duel_add_scalar(duel_tensor *x, float s) { return unary(x, U_ADDS, s, 0, &OP_ADDS); }
+duel_tensor *duel_mul_scalar(duel_tensor *x, float s) { return unary(x, U_MULS, s, 0, &OP_MULS); }
+
+/* a^b with a tensor exponent: exp(b log a), defined for a > 0 */
+duel_tensor *duel_pow_tensor(duel_tensor *a, duel_tensor *b) {
+    duel_tensor *la = duel_log(a), *m = la ? duel_mul(b, la) : NULL;
+    duel_release(la);
+    duel_tensor *y = m ? duel_exp(m) : NULL;
+    duel_release(m);
+    return y;
+}
+
+/* ---- where --------------------------------------------------------------------------------- */
+
+static int where_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
+    duel_tensor *m = mask(y->src[0], U_NONZERO, 0, 0);
+    if (!m) return -1;
+    int rc = 0;
+    if (DUEL_NEED(y, 1) && !(dx[1] = duel_mul(dy, m))) rc = -1;
+    if (!rc && DUEL_NEED(y, 2)) {
+        duel_tensor *d = duel_mul(dy, m);
+        dx[2] = d ? duel_sub(dy, d) : NULL;
+        duel_release(d);
+        if (!dx[2]) rc = -1;
+    }
+    duel_release(m);
+    return rc;
+}
+static const duel_opdef OP_WHERE = {"where", 3, where_backward, S0};
+
+duel_tensor *duel_where(duel_tensor *cond, duel_tensor *a, duel_tensor *b) {
+    int64_t s1[DUEL_MAXDIM], s2[DUEL_MAXDIM];
+    int n1, n2;
+    if (duel_broadcast_shape(a, b, s1, &n1, "where")) return NULL;
+    duel_tensor tmp = {.ndim = n1};
+    memcpy(tmp.shape, s1, sizeof s1);
+    if (duel_broadcast_shape(cond, &tmp, s2, &n2, "where")) return NULL;
+    duel_tensor *y = duel_new(s2, n2, "where");
+    if (!y) return NULL;
+    duel_tensor *ec = duel_expand(cond, s2, n2), *ea = ec ? duel_expand(a, s2, n2) : NULL,
+                *eb = ea ? duel_expand(b, s2, n2) : NULL;
+    if (!eb) {
+        duel_release(ec);
+        duel_release(ea);
+        duel_release(y);
+        return NULL;
+    }
+    int64_t n = duel_numel(y);
+    for (int64_t i = 0; i < n; i++) {
+        float c = duel_flat_get(ec, i);
+        y->data[i] = c != 0 ? duel_flat_get(ea, i) : duel_flat_get(eb, i);
+    }
+    duel_release(ec);
+    duel_release(ea);
+    duel_release(eb);
+    duel_tensor *srcs[3] = {cond, a, b};
+    duel_record(y, &OP_WHERE, srcs, 3);
+    return y;
+}
+
+/* ---- in place, no graph (gradient accumulation, optimizers) ----------------------------------- */
+
+int duel_add_(duel_tensor *dst, duel_tensor *src, float alpha) {
+    DUEL_CHECK_INT(duel_is_contiguous(dst), "add_: destination must be contiguous, got shape %s",
+                   SHAPE(dst));
+    if (duel_check_inplace(dst, "add_")) return -1;
+    duel_tensor *e = duel_expand(src, dst->shape, dst->ndim);
+    if (!e) return -1;
+    int64_t n = duel_numel(dst);
+    float *d = dst->data;
+    if (duel_is_contiguous(e) && duel_numel(e) == n) {
+        const float *s = e->data;
+#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) d[i] += alpha * s[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) d[i] += alpha * duel_flat_get(e, i);
+    }
+    duel_release(e);
+    duel_bump_version(dst, "add_");
+    return 0;
+}
+
+int duel_mul_scalar_(duel_tensor *dst, float s) {
+    DUEL_CHECK_INT(duel_is_contiguous(dst), "mul_: destination must be contiguous, got shape %s",
+                   SHAPE(dst));
+    if (duel_check_inplace(dst, "mul_")) return -1;
+    int64_t n = duel_numel(dst);
+    float *d = dst->data;
+#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) d[i] *= s;
+    duel_bump_version(dst, "mul_");
+    return 0;
+}
+
+const duel_opdef *const duel_elementwise_ops[] = {
+    &OP_ADD,  &OP_SUB,  &OP_MUL, &OP_DIV, &OP_NEG,   &OP_EXP,   &OP_LOG,  &OP_SQRT,
+    &OP_ABS,  &OP_TANH, &OP_SIGMOID, &OP_RELU, &OP_SIGN, &OP_SIN, &OP_COS, &OP_POW,
+    &OP_CLAMP, &OP_ADDS, &OP_MULS, &OP_WHERE, NULL};

@@ -1,0 +1,10 @@
+-- duel.F: the functional ops. The core's elementwise activations are here from the start;
+-- layers (conv, norms, losses) join as their C kernels land.
+local core = require 'duel.core'
+
+local F = {}
+F.relu = core.relu
+F.tanh = core.tanh
+F.sigmoid = core.sigmoid
+
+return F

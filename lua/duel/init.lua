@@ -1,0 +1,67 @@
+-- duel: float32 tensors with autograd of any order, for GAN research in LuaJIT.
+-- This file assembles the public table from the C core (duel.core) and the Lua modules.
+local core = require 'duel.core'
+
+local duel = {}
+for k, v in pairs(core) do
+  if k:sub(1, 1) ~= '_' then duel[k] = v end
+end
+duel._core = core._core
+duel._methods = core._methods
+local methods, mt = core._methods, core._core.metatable
+
+function duel.is_tensor(x)
+  return type(x) == 'userdata' and getmetatable(x) == mt
+end
+
+-- Run fn with gradient recording off; the previous mode comes back even if fn raises.
+function duel.no_grad(fn, ...)
+  local prev = core._core.set_grad_enabled(false)
+  local res = {pcall(fn, ...)}
+  core._core.set_grad_enabled(prev)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+function duel.enable_grad(fn, ...)
+  local prev = core._core.set_grad_enabled(true)
+  local res = {pcall(fn, ...)}
+  core._core.set_grad_enabled(prev)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+-- x:split(n, d): pieces of size n along d (the last may be smaller), as narrow views
+function methods.split(x, n, d)
+  d = d or 1
+  if type(n) ~= 'number' or n < 1 or n ~= math.floor(n) then
+    error(('split: piece size must be a positive whole number, got %s'):format(tostring(n)), 2)
+  end
+  local size = x:size(d)
+  local out = {}
+  local i = 1
+  while i <= size do
+    local len = math.min(n, size - i + 1)
+    out[#out + 1] = x:narrow(d, i, len)
+    i = i + n
+  end
+  return out
+end
+duel.split = methods.split
+
+function methods.expand_as(x, other) return x:expand(other) end
+function methods.view_as(x, other) return x:view(other:size()) end
+function methods.zeros_like(x) return duel.zeros(x:size()) end
+function methods.ones_like(x) return duel.ones(x:size()) end
+function duel.zeros_like(x) return duel.zeros(x:size()) end
+function duel.ones_like(x) return duel.ones(x:size()) end
+function duel.randn_like(x) return duel.randn(x:size()) end
+function duel.rand_like(x) return duel.rand(x:size()) end
+
+mt.__tostring = require('duel.format').tensor
+mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
+
+duel.autograd = require 'duel.autograd'
+duel.F = require 'duel.F'
+
+return duel
