@@ -76,6 +76,32 @@ static int l_flat_set(lua_State *L) {
     return 0;
 }
 
+/* Internal adjoint ops, exposed so that the gradcheck suite can test each registered op. */
+static int l_embed(lua_State *L) {
+    duel_tensor *x = l_checktensor(L, 1, "embed");
+    int d = l_checkdim(L, 2, x->ndim, "embed", 0);
+    int64_t start = l_checkint(L, 3, "embed", "start"), size = l_checkint(L, 4, "embed", "size");
+    l_newslot(L);
+    return l_finish(L, duel_embed(x, d, start - 1, size));
+}
+
+static int l_index_add(lua_State *L) {
+    duel_tensor *x = l_checktensor(L, 1, "index_add");
+    int d = l_checkdim(L, 2, x->ndim, "index_add", 0);
+    duel_tensor *idx = l_checktensor(L, 3, "index_add");
+    int64_t size = l_checkint(L, 4, "index_add", "size");
+    l_newslot(L);
+    return l_finish(L, duel_index_add(x, d, idx, size));
+}
+
+static int l_sum_to(lua_State *L) {
+    duel_tensor *x = l_checktensor(L, 1, "sum_to");
+    int64_t shape[DUEL_MAXDIM];
+    int nd = l_checkshape(L, 2, shape, "sum_to", 0);
+    l_newslot(L);
+    return l_finish(L, duel_sum_to(x, shape, nd));
+}
+
 void l_register_misc(lua_State *L, int duel, int methods, int core) {
     (void)methods;
     static const luaL_Reg pub[] = {{"manual_seed", l_manual_seed},
@@ -89,7 +115,8 @@ void l_register_misc(lua_State *L, int duel, int methods, int core) {
     static const luaL_Reg internal[] = {{"rng_state", l_rng_state},   {"set_rng_state", l_set_rng_state},
                                         {"live_bytes", l_live_bytes}, {"op_names", l_op_names},
                                         {"flat_get", l_flat_get},     {"flat_set", l_flat_set},
-                                        {NULL, NULL}};
+                                        {"embed", l_embed},           {"index_add", l_index_add},
+                                        {"sum_to", l_sum_to},         {NULL, NULL}};
     for (const luaL_Reg *r = internal; r->name; r++) {
         lua_pushcfunction(L, r->func);
         lua_setfield(L, core, r->name);

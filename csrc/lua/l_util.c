@@ -111,7 +111,9 @@ int l_optbool(lua_State *L, int idx, int dflt, const char *op, const char *what)
 }
 
 int l_optfield_bool(lua_State *L, int idx, const char *key, int dflt, const char *op) {
-    if (lua_isnoneornil(L, idx)) return dflt;
+    if (idx == 0 || lua_isnoneornil(L, idx)) return dflt; /* 0: no options table given */
+    if (!lua_istable(L, idx))
+        luaL_error(L, "%s: options must be a table, got %s", op, l_typename(L, idx));
     lua_getfield(L, idx, key);
     int top = lua_gettop(L);
     int v = dflt;
