@@ -36,7 +36,7 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 	$(CC) $(CFLAGS) $(DUEL_CFLAGS) -I$(LUA_INCDIR) -c $< -o $@
 
 $(MODULE): $(CORE_OBJ) $(BIND_OBJ)
-	$(CC) $(LIBFLAG) $(CFLAGS) -fopenmp -o $@ $^ $(LDLIBS)
+	$(CC) $(LIBFLAG) $(CFLAGS) -fopenmp -Wl,-z,nodelete -o $@ $^ $(LDLIBS)
 
 $(TEST_CORE): tests/c/test_core.c $(CORE_OBJ)
 	$(CC) $(CFLAGS) $(DUEL_CFLAGS) -o $@ $^ $(LDLIBS)
@@ -56,11 +56,16 @@ test: deps
 
 # AddressSanitizer + UBSan build of the same module and tests. LuaJIT itself is not
 # instrumented, so the ASan runtime is preloaded into it.
+# CFLAGS is passed whole (not via OPTFLAGS) so that a CFLAGS in the environment cannot drop
+# the sanitizer flags. Only LuaJIT's own and libgomp/OpenBLAS thread-startup leaks are suppressed.
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 check: deps
+	@mkdir -p build/asan/duel
 	@$(MAKE) --no-print-directory BUILD=build/asan MODULE=build/asan/duel/core.so \
-	  OPTFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  build/asan/duel/core.so build/asan/test_core
-	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=1 \
+	  CFLAGS="$(ASAN_FLAGS) -fPIC" build/asan/duel/core.so build/asan/test_core
+	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  DUEL_TEST_CORE=build/asan/test_core DUEL_CPATH="build/asan/?.so" $(LUA) tests/run.lua
 
