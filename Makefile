@@ -15,12 +15,10 @@ BUILD ?= build
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
 DEPS = gcc make luajit libluajit-5.1-dev libopenblas-dev libstb-dev zlib1g-dev
 
-CORE_SRC = csrc/error.c csrc/alloc.c csrc/tensor.c csrc/parallel.c csrc/autograd.c csrc/random.c \
-           csrc/ops/view.c csrc/ops/elementwise.c csrc/ops/reduce.c csrc/ops/shape.c \
-           csrc/ops/matmul.c csrc/ops/registry.c
-BIND_SRC = csrc/lua/l_util.c csrc/lua/l_tensor.c csrc/lua/l_ops.c csrc/lua/l_autograd.c \
-           csrc/lua/l_misc.c csrc/lua/l_init.c
-HEADERS = csrc/duel.h csrc/duel_impl.h csrc/lua/l_util.h
+# every op family is one file in csrc/ops/, every binding family one file in csrc/lua/
+CORE_SRC = $(wildcard csrc/*.c csrc/ops/*.c)
+BIND_SRC = $(wildcard csrc/lua/*.c)
+HEADERS = $(wildcard csrc/*.h csrc/lua/*.h)
 
 CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 BIND_OBJ = $(BIND_SRC:%.c=$(BUILD)/obj/%.o)

@@ -77,9 +77,14 @@ void duel_sum_kernel(float *out, const float *x, const int64_t *shape, int ndim,
 duel_tensor *duel_sum_reduce(duel_tensor *x, const int *reduced, const int64_t *out_shape,
                              int out_nd, const char *op);
 
-/* each op family lists its opdefs, NULL-terminated, for the registry */
+/* each op family lists its opdefs, NULL-terminated, for the registry; the layer families are
+ * weak so that the registry links whichever of them are built */
 extern const duel_opdef *const duel_view_ops[], *const duel_elementwise_ops[],
     *const duel_reduce_ops[], *const duel_shape_ops[], *const duel_matmul_ops[];
+#define DUEL_WEAK __attribute__((weak))
+extern const duel_opdef *const duel_activation_ops[] DUEL_WEAK, *const duel_loss_ops[] DUEL_WEAK,
+    *const duel_conv_ops[] DUEL_WEAK, *const duel_pool_ops[] DUEL_WEAK,
+    *const duel_norm_ops[] DUEL_WEAK, *const duel_resample_ops[] DUEL_WEAK;
 
 /* dimension normalisation for C callers: d in [0, ndim) or error */
 int duel_check_dim(int dim, int ndim, const char *op, int allow_end);

@@ -1,6 +1,7 @@
 /* l_init.c -- luaopen_duel_core: the module table, the tensor metatable, the OOM hook.
- * Returns {<public functions>..., _methods = Tensor methods, _core = internals}; lua/duel/init.lua
- * assembles the public `duel` table from it. */
+ * Returns {<public functions>..., _methods = Tensor methods, _core = internals, _F = functional ops,
+ * _nn = layer constructors, _optim = optimizers}; lua/duel/init.lua assembles the public `duel`
+ * table from it. */
 #include "l_util.h"
 
 static lua_State *hook_L;
@@ -29,6 +30,20 @@ int luaopen_duel_core(lua_State *L) {
     l_register_ops(L, duel, methods);
     l_register_autograd(L, duel, methods, core);
     l_register_misc(L, duel, methods, core);
+    lua_newtable(L);
+    int F = lua_gettop(L);
+    void (*families[])(lua_State *, int, int) = {l_register_activation, l_register_loss,
+                                                 l_register_conv, l_register_norm,
+                                                 l_register_resample};
+    for (size_t i = 0; i < sizeof families / sizeof *families; i++)
+        if (families[i]) families[i](L, F, methods);
+    lua_setfield(L, duel, "_F");
+    lua_newtable(L);
+    if (l_register_nn) l_register_nn(L, lua_gettop(L));
+    lua_setfield(L, duel, "_nn");
+    lua_newtable(L);
+    if (l_register_optim) l_register_optim(L, lua_gettop(L));
+    lua_setfield(L, duel, "_optim");
     luaL_getmetatable(L, L_TENSOR_MT);
     lua_setfield(L, core, "metatable");
     lua_pushvalue(L, methods);

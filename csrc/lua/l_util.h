@@ -42,5 +42,14 @@ void l_register_tensor(lua_State *L, int duel, int methods);
 void l_register_ops(lua_State *L, int duel, int methods);
 void l_register_autograd(lua_State *L, int duel, int methods, int core);
 void l_register_misc(lua_State *L, int duel, int methods, int core);
+/* layer op families (weak: registered when built); F is the duel.F table */
+#define L_WEAK __attribute__((weak))
+void l_register_activation(lua_State *L, int F, int methods) L_WEAK;
+void l_register_loss(lua_State *L, int F, int methods) L_WEAK;
+void l_register_conv(lua_State *L, int F, int methods) L_WEAK;
+void l_register_norm(lua_State *L, int F, int methods) L_WEAK;
+void l_register_resample(lua_State *L, int F, int methods) L_WEAK;
+void l_register_nn(lua_State *L, int nn) L_WEAK;
+void l_register_optim(lua_State *L, int optim) L_WEAK;
 
 #endif

@@ -8,11 +8,13 @@ const duel_opdef *const *duel_registry(int *n) {
     static const duel_opdef *all[MAX_OPS + 1];
     static int count = -1;
     if (count < 0) {
-        const duel_opdef *const *families[] = {duel_view_ops, duel_elementwise_ops,
-                                               duel_reduce_ops, duel_shape_ops, duel_matmul_ops};
+        const duel_opdef *const *families[] = {
+            duel_view_ops,       duel_elementwise_ops, duel_reduce_ops, duel_shape_ops,
+            duel_matmul_ops,     duel_activation_ops,  duel_loss_ops,   duel_conv_ops,
+            duel_pool_ops,       duel_norm_ops,        duel_resample_ops};
         count = 0;
         for (size_t f = 0; f < sizeof families / sizeof *families; f++)
-            for (const duel_opdef *const *p = families[f]; *p; p++) {
+            for (const duel_opdef *const *p = families[f]; p && *p; p++) {
                 DUEL_ASSERT(count < MAX_OPS);
                 all[count++] = *p;
             }

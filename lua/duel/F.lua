@@ -6,5 +6,6 @@ local F = {}
 F.relu = core.relu
 F.tanh = core.tanh
 F.sigmoid = core.sigmoid
+for k, v in pairs(core._F) do F[k] = v end
 
 return F
