@@ -221,4 +221,66 @@ duel_tensor *duel_index_add(duel_tensor *x, int dim, duel_tensor *idx, int64_t s
  * transpose flags where possible. */
 duel_tensor *duel_matmul(duel_tensor *a, duel_tensor *b);
 
+/* ==== layer ops (duel.F) ======================================================================
+ * Each family is one file in csrc/ops/ with its Lua binding in csrc/lua/l_<family>.c. */
+
+/* ---- activations (ops/activation.c) ---------------------------------------------------------- */
+duel_tensor *duel_leaky_relu(duel_tensor *x, float slope);
+duel_tensor *duel_elu(duel_tensor *x, float alpha);
+/* log(1 + exp(beta x)) / beta, linear above threshold (PyTorch's softplus) */
+duel_tensor *duel_softplus(duel_tensor *x, float beta, float threshold);
+duel_tensor *duel_softmax(duel_tensor *x, int dim);
+duel_tensor *duel_log_softmax(duel_tensor *x, int dim);
+/* inverted dropout: zero with probability p, scale the rest by 1/(1-p); identity unless training */
+duel_tensor *duel_dropout(duel_tensor *x, float p, int training);
+/* 0/1 tensor, 1 with probability p, from the counter-based RNG (random.c) */
+duel_tensor *duel_bernoulli(const int64_t *shape, int ndim, float p);
+
+/* ---- losses (ops/loss.c): each is the mean over all elements ----------------------------------- */
+duel_tensor *duel_bce_with_logits(duel_tensor *logits, duel_tensor *target);
+duel_tensor *duel_mse(duel_tensor *a, duel_tensor *b);
+duel_tensor *duel_l1(duel_tensor *a, duel_tensor *b);
+/* logits {N,C}, labels {N} holding 1-based class numbers; mean over N */
+duel_tensor *duel_cross_entropy(duel_tensor *logits, duel_tensor *labels);
+
+/* ---- linear and convolution (ops/conv.c), pooling (ops/pool.c) --------------------------------- */
+typedef struct duel_conv2d_opts {
+    int64_t stride[2], padding[2], dilation[2], output_padding[2]; /* {h, w} */
+    int64_t groups;
+} duel_conv2d_opts;
+/* x {...,in}, w {out,in}, b {out} or NULL */
+duel_tensor *duel_linear(duel_tensor *x, duel_tensor *w, duel_tensor *b);
+/* x {N,C,H,W}, w {O,C/groups,kh,kw}, b {O} or NULL */
+duel_tensor *duel_conv2d(duel_tensor *x, duel_tensor *w, duel_tensor *b, const duel_conv2d_opts *o);
+/* x {N,C,H,W}, w {C,O/groups,kh,kw} (PyTorch's layout), b {O} or NULL; the adjoint of conv2d */
+duel_tensor *duel_conv_transpose2d(duel_tensor *x, duel_tensor *w, duel_tensor *b,
+                                   const duel_conv2d_opts *o);
+/* x {N,C,H,W}; count_include_pad as PyTorch's default (true) */
+duel_tensor *duel_avg_pool2d(duel_tensor *x, const int64_t k[2], const int64_t stride[2],
+                             const int64_t pad[2]);
+duel_tensor *duel_max_pool2d(duel_tensor *x, const int64_t k[2], const int64_t stride[2],
+                             const int64_t pad[2]);
+
+/* ---- normalisation (ops/norm.c) ------------------------------------------------------------- */
+/* x {N,C,...}; training: batch statistics, and running stats (if given) updated in place with
+ * momentum (unbiased variance, as PyTorch); eval: running statistics. weight/bias {C} or NULL. */
+duel_tensor *duel_batch_norm(duel_tensor *x, duel_tensor *running_mean, duel_tensor *running_var,
+                             duel_tensor *weight, duel_tensor *bias, int training, float momentum,
+                             float eps);
+/* x {N,C,H,W}: per sample and channel over H,W; weight/bias {C} or NULL */
+duel_tensor *duel_instance_norm(duel_tensor *x, duel_tensor *weight, duel_tensor *bias, float eps);
+/* normalise over the last `nnorm` dims; weight/bias of those dims' shape, or NULL */
+duel_tensor *duel_layer_norm(duel_tensor *x, int nnorm, duel_tensor *weight, duel_tensor *bias,
+                             float eps);
+/* instance-normalise x {N,C,H,W}, then per sample and channel scale {N,C} and shift {N,C} */
+duel_tensor *duel_adain(duel_tensor *x, duel_tensor *scale, duel_tensor *bias, float eps);
+
+/* ---- padding and resampling (ops/resample.c) --------------------------------------------------- */
+enum { DUEL_PAD_ZERO = 0, DUEL_PAD_REFLECT = 1, DUEL_PAD_REPLICATE = 2 };
+/* pad the last two dims by {left, right, top, bottom} */
+duel_tensor *duel_pad2d(duel_tensor *x, const int64_t pad[4], int mode);
+enum { DUEL_UP_NEAREST = 0, DUEL_UP_BILINEAR = 1 };
+/* x {N,C,H,W} -> {N,C,H*sh,W*sw}; bilinear with align_corners=false (PyTorch's default) */
+duel_tensor *duel_upsample(duel_tensor *x, int64_t sh, int64_t sw, int mode);
+
 #endif

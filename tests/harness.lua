@@ -7,6 +7,19 @@ function T.case(name, fn)
   T.cases[#T.cases + 1] = {name = name, fn = fn, file = T.current_file}
 end
 
+-- T.gradcase(op, make): make() returns (fn, inputs); the case runs gradcheck and gradgradcheck.
+-- tests/test_gradcheck.lua fails if any op in the C registry has no gradcase in any test file.
+T.gradcases = {}
+function T.gradcase(op, make, opts)
+  T.gradcases[op] = make
+  T.case(op .. ': gradcheck and gradgradcheck', function()
+    duel.manual_seed(7)
+    local fn, inputs = make()
+    T.ok(duel.autograd.gradcheck(fn, inputs, opts))
+    T.ok(duel.autograd.gradgradcheck(fn, inputs, opts))
+  end)
+end
+
 local function fail(msg, level) error(msg, (level or 1) + 2) end
 
 function T.ok(v, msg)
