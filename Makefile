@@ -34,6 +34,7 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 	$(CC) $(CFLAGS) $(DUEL_CFLAGS) -I$(LUA_INCDIR) -c $< -o $@
 
 $(MODULE): $(CORE_OBJ) $(BIND_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(CFLAGS) -fopenmp -Wl,-z,nodelete -o $@ $^ $(LDLIBS)
 
 $(TEST_CORE): tests/c/test_core.c $(CORE_OBJ)

@@ -14,7 +14,8 @@ static int l_manual_seed(lua_State *L) {
 static int l_set_num_threads(lua_State *L) {
     int64_t n = l_checkint(L, 1, "set_num_threads", "thread count");
     if (n < 1 || n > 1024)
-        return luaL_error(L, "set_num_threads: need a thread count in [1, 1024], got %d", (int)n);
+        return luaL_error(L, "set_num_threads: need a thread count in [1, 1024], got %lld",
+                          (long long)n);
     if (duel_set_num_threads((int)n)) return l_error(L);
     return 0;
 }
@@ -76,6 +77,12 @@ static int l_flat_set(lua_State *L) {
     return 0;
 }
 
+/* identity of the tensor behind a wrapper (each access to a field makes a new userdata) */
+static int l_id(lua_State *L) {
+    lua_pushlightuserdata(L, l_checktensor(L, 1, "id"));
+    return 1;
+}
+
 /* Internal adjoint ops, exposed so that the gradcheck suite can test each registered op. */
 static int l_embed(lua_State *L) {
     duel_tensor *x = l_checktensor(L, 1, "embed");
@@ -116,7 +123,8 @@ void l_register_misc(lua_State *L, int duel, int methods, int core) {
                                         {"live_bytes", l_live_bytes}, {"op_names", l_op_names},
                                         {"flat_get", l_flat_get},     {"flat_set", l_flat_set},
                                         {"embed", l_embed},           {"index_add", l_index_add},
-                                        {"sum_to", l_sum_to},         {NULL, NULL}};
+                                        {"sum_to", l_sum_to},         {"id", l_id},
+                                        {NULL, NULL}};
     for (const luaL_Reg *r = internal; r->name; r++) {
         lua_pushcfunction(L, r->func);
         lua_setfield(L, core, r->name);

@@ -63,5 +63,8 @@ mt.__concat = function(a, b) return tostring(a) .. tostring(b) end
 
 duel.autograd = require 'duel.autograd'
 duel.F = require 'duel.F'
+duel.optim = require 'duel.optim'
+duel.init = require 'duel.init_weights'
+duel.nn = require 'duel.nn'
 
 return duel
