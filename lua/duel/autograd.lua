@@ -13,7 +13,7 @@ local function is_tensor(x) return type(x) == 'userdata' and getmetatable(x) == 
 local function as_list(out)
   if is_tensor(out) then return {out} end
   if type(out) ~= 'table' then
-    error(('gradcheck: the function must return a tensor or a table of tensors, got %s'):format(type(out)), 3)
+    error(('gradcheck: the function must return a tensor or a table of tensors, got %s'):format(type(out)), 0)
   end
   return out
 end
@@ -94,14 +94,14 @@ function M.gradcheck(fn, inputs, opts)
   for i, x in ipairs(inputs) do
     if not is_tensor(x) or not x.requires_grad then
       error(('gradcheck: input %d must be a tensor with requires_grad, got %s'):format(i,
-        is_tensor(x) and 'one without requires_grad' or type(x)), 2)
+        is_tensor(x) and 'one without requires_grad' or type(x)), 0)
     end
   end
   local Ja, nrows = analytic(fn, inputs)
   local Ja2 = analytic(fn, inputs)
   local Jn = numeric(fn, inputs, eps)
   local function fail(msg)
-    if raise then error('gradcheck: ' .. msg, 2) end
+    if raise then error('gradcheck: ' .. msg, 0) end
     return false, msg
   end
   for j = 1, nrows do

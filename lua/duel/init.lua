@@ -35,7 +35,7 @@ end
 function methods.split(x, n, d)
   d = d or 1
   if type(n) ~= 'number' or n < 1 or n ~= math.floor(n) then
-    error(('split: piece size must be a positive whole number, got %s'):format(tostring(n)), 2)
+    error(('split: piece size must be a positive whole number, got %s'):format(tostring(n)), 0)
   end
   local size = x:size(d)
   local out = {}

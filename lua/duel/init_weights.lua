@@ -14,7 +14,7 @@ end
 
 local function check(t, op)
   if type(t) ~= 'userdata' or getmetatable(t) ~= core._core.metatable then
-    error(('%s: expected a duel.Tensor, got %s'):format(op, type(t)), 3)
+    error(('%s: expected a duel.Tensor, got %s'):format(op, type(t)), 0)
   end
 end
 
@@ -22,7 +22,7 @@ end
 function init.calculate_fans(t)
   local s = t:size()
   if #s < 2 then
-    error(('init: fan in and fan out need at least 2 dimensions, got {%s}'):format(table.concat(s, ',')), 3)
+    error(('init: fan in and fan out need at least 2 dimensions, got {%s}'):format(table.concat(s, ',')), 0)
   end
   local receptive = 1
   for i = 3, #s do receptive = receptive * s[i] end
@@ -39,7 +39,7 @@ function init.calculate_gain(nonlinearity, param)
     local slope = param or 0.01
     return math.sqrt(2 / (1 + slope * slope))
   end
-  error(('calculate_gain: unknown nonlinearity, got %s'):format(tostring(nonlinearity)), 2)
+  error(('calculate_gain: unknown nonlinearity, got %s'):format(tostring(nonlinearity)), 0)
 end
 
 function init.normal_(t, mean, std)

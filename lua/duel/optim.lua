@@ -16,7 +16,7 @@ end
 -- a parameter list from a table of tensors, a module (m:parameters()), or a table of modules
 local function param_list(params, op)
   if type(params) ~= 'table' and type(params) ~= 'userdata' then
-    error(('%s: parameters must be a table of tensors or a module, got %s'):format(op, type(params)), 3)
+    error(('%s: parameters must be a table of tensors or a module, got %s'):format(op, type(params)), 0)
   end
   local mt = getmetatable(params)
   local is_tensor = mt == core._core.metatable
@@ -60,7 +60,7 @@ Extragradient.__index = Extragradient
 
 function optim.Extragradient(inner)
   if type(inner) ~= 'userdata' or type(inner.params) ~= 'function' then
-    error(('Extragradient: expected an optimizer such as optim.SGD(...), got %s'):format(type(inner)), 2)
+    error(('Extragradient: expected an optimizer such as optim.SGD(...), got %s'):format(type(inner)), 0)
   end
   return setmetatable({inner = inner, saved = nil}, Extragradient)
 end
@@ -77,7 +77,7 @@ end
 
 function Extragradient:step()
   if not self.saved then
-    error('Extragradient: step() needs extrapolate() first (then fresh gradients), got no saved point', 2)
+    error('Extragradient: step() needs extrapolate() first (then fresh gradients), got no saved point', 0)
   end
   local ps = self.inner:params()
   no_grad(function()
@@ -100,7 +100,7 @@ function optim.LinearDecay(opt, o)
   o = o or {}
   local start, stop = o.start, o.stop
   if type(start) ~= 'number' or type(stop) ~= 'number' or start < 0 or stop <= start then
-    error(('LinearDecay: need 0 <= start < stop, got start=%s stop=%s'):format(tostring(start), tostring(stop)), 2)
+    error(('LinearDecay: need 0 <= start < stop, got start=%s stop=%s'):format(tostring(start), tostring(stop)), 0)
   end
   return setmetatable({opt = opt, base = opt.lr, start = start, stop = stop, t = 0}, LinearDecay)
 end

@@ -83,7 +83,7 @@ end
 
 function Module:register_buffer(name, t)
   if not is_tensor(t) then
-    error(('register_buffer: buffer %q must be a duel.Tensor, got %s'):format(tostring(name), type(t)), 2)
+    error(('register_buffer: buffer %q must be a duel.Tensor, got %s'):format(tostring(name), type(t)), 0)
   end
   local bufs = rawget(self, '_buffers')
   if not bufs[name] then table.insert(rawget(self, '_buffer_order'), name) end
@@ -92,7 +92,7 @@ end
 
 function Module:register_parameter(name, t)
   if not is_tensor(t) then
-    error(('register_parameter: parameter %q must be a duel.Tensor, got %s'):format(tostring(name), type(t)), 2)
+    error(('register_parameter: parameter %q must be a duel.Tensor, got %s'):format(tostring(name), type(t)), 0)
   end
   local params = rawget(self, '_parameters')
   if not params[name] then table.insert(rawget(self, '_param_order'), name) end
@@ -100,7 +100,7 @@ function Module:register_parameter(name, t)
 end
 
 function Module:forward()
-  error(('%s: forward is not defined; give the class a forward(x) method, got none'):format(self.__name), 2)
+  error(('%s: forward is not defined; give the class a forward(x) method, got none'):format(self.__name), 0)
 end
 
 -- primitives the generic methods build on (C layers answer the same three)
@@ -234,7 +234,7 @@ local function shape_str(t) return '{' .. table.concat(t:size(), ',') .. '}' end
 -- load_state_dict(sd [, strict=true]): copies values in place; checks names and shapes first
 function generic.load_state_dict(m, sd, strict)
   if type(sd) ~= 'table' then
-    error(('load_state_dict: expected a table of tensors, got %s'):format(type(sd)), 2)
+    error(('load_state_dict: expected a table of tensors, got %s'):format(type(sd)), 0)
   end
   if strict == nil then strict = true end
   local own = m:state_dict()
@@ -243,9 +243,9 @@ function generic.load_state_dict(m, sd, strict)
     local v = sd[k]
     if v == nil then missing[#missing + 1] = k
     elseif not is_tensor(v) then
-      error(('load_state_dict: %s must be a duel.Tensor, got %s'):format(k, type(v)), 2)
+      error(('load_state_dict: %s must be a duel.Tensor, got %s'):format(k, type(v)), 0)
     elseif shape_str(v) ~= shape_str(t) then
-      error(('load_state_dict: %s expects shape %s, got %s'):format(k, shape_str(t), shape_str(v)), 2)
+      error(('load_state_dict: %s expects shape %s, got %s'):format(k, shape_str(t), shape_str(v)), 0)
     end
   end
   for k in pairs(sd) do if own[k] == nil then unexpected[#unexpected + 1] = k end end
@@ -253,7 +253,7 @@ function generic.load_state_dict(m, sd, strict)
   table.sort(unexpected)
   if strict and (#missing > 0 or #unexpected > 0) then
     error(('load_state_dict: missing keys {%s} and unexpected keys {%s}, got %d entries'):format(
-      table.concat(missing, ', '), table.concat(unexpected, ', '), #missing + #unexpected), 2)
+      table.concat(missing, ', '), table.concat(unexpected, ', '), #missing + #unexpected), 0)
   end
   local prev = core._core.set_grad_enabled(false)
   local ok, err = pcall(function()

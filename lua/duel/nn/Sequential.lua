@@ -6,11 +6,11 @@ local Sequential = Module:extend('Sequential')
 
 function Sequential:__init(list)
   if list ~= nil and type(list) ~= 'table' then
-    error(('Sequential: expected a table of modules, got %s'):format(type(list)), 3)
+    error(('Sequential: expected a table of modules, got %s'):format(type(list)), 0)
   end
   for i, m in ipairs(list or {}) do
     if not Module.is_module(m) then
-      error(('Sequential: element %d must be a module, got %s'):format(i, type(m)), 3)
+      error(('Sequential: element %d must be a module, got %s'):format(i, type(m)), 0)
     end
     self[tostring(i)] = m
   end
@@ -18,13 +18,11 @@ end
 
 function Sequential:add(m)
   if not Module.is_module(m) then
-    error(('Sequential.add: expected a module, got %s'):format(type(m)), 2)
+    error(('Sequential.add: expected a module, got %s'):format(type(m)), 0)
   end
   self[tostring(#self:named_children() + 1)] = m
   return self
 end
-
-function Sequential:__len() return #self:named_children() end
 
 local function label(m)
   if #m:named_children() > 0 then return nil end -- containers add their own prefix

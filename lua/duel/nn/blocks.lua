@@ -32,14 +32,14 @@ return function(nn)
   function SpectralNorm:__init(module, opt)
     opt = opt or {}
     if not Module.is_module(module) or not module.weight then
-      error(('spectral_norm: expected a module with a weight, got %s'):format(type(module)), 3)
+      error(('spectral_norm: expected a module with a weight, got %s'):format(type(module)), 0)
     end
     self.module = module
     rawset(self, 'iters', opt.iters or 1)
     rawset(self, 'eps', opt.eps or 1e-12)
     rawset(self, 'transposed', module.__name == 'ConvTranspose2d')
     if type(self.iters) ~= 'number' or self.iters < 1 or self.iters ~= math.floor(self.iters) then
-      error(('spectral_norm: iters must be a whole number >= 1, got %s'):format(tostring(opt.iters)), 3)
+      error(('spectral_norm: iters must be a whole number >= 1, got %s'):format(tostring(opt.iters)), 0)
     end
     local wm = weight_matrix(module.weight, self.transposed)
     self:register_buffer('weight_u', normalize(core.randn(wm:size(1)), self.eps))
@@ -85,12 +85,12 @@ return function(nn)
   function MinibatchStdDev:forward(x)
     local s = x:size()
     if #s ~= 4 then
-      error(('MinibatchStdDev: expected input {N,C,H,W}, got {%s}'):format(table.concat(s, ',')), 2)
+      error(('MinibatchStdDev: expected input {N,C,H,W}, got {%s}'):format(table.concat(s, ',')), 0)
     end
     local n, c, h, w = s[1], s[2], s[3], s[4]
     local g = math.min(self.group_size or n, n)
     if n % g ~= 0 then
-      error(('MinibatchStdDev: batch %d must be divisible by the group size, got %d'):format(n, g), 2)
+      error(('MinibatchStdDev: batch %d must be divisible by the group size, got %d'):format(n, g), 0)
     end
     local y = x:reshape(g, n / g, c, h, w)
     y = y - y:mean(1, true)
@@ -109,7 +109,7 @@ return function(nn)
   function MinibatchDiscrimination:__init(i, b, c)
     for _, v in ipairs({i, b, c}) do
       if type(v) ~= 'number' or v < 1 or v ~= math.floor(v) then
-        error(('MinibatchDiscrimination: sizes must be whole numbers >= 1, got %s'):format(tostring(v)), 3)
+        error(('MinibatchDiscrimination: sizes must be whole numbers >= 1, got %s'):format(tostring(v)), 0)
       end
     end
     rawset(self, 'dims', {i, b, c})
@@ -122,7 +122,7 @@ return function(nn)
     local s = x:size()
     if #s ~= 2 or s[2] ~= i then
       error(('MinibatchDiscrimination(%d, %d, %d): expected input {N,%d}, got {%s}'):format(
-        i, b, c, i, table.concat(s, ',')), 2)
+        i, b, c, i, table.concat(s, ',')), 0)
     end
     local n = s[1]
     local m = x:matmul(self.T):view(n, b, c)
@@ -140,7 +140,7 @@ return function(nn)
   function SelfAttention2d:__init(c, opt)
     opt = opt or {}
     if type(c) ~= 'number' or c < 1 or c ~= math.floor(c) then
-      error(('SelfAttention2d: channels must be a whole number >= 1, got %s'):format(tostring(c)), 3)
+      error(('SelfAttention2d: channels must be a whole number >= 1, got %s'):format(tostring(c)), 0)
     end
     local k = math.max(1, math.floor(c / (opt.reduction or 8)))
     rawset(self, 'channels', c)
@@ -155,7 +155,7 @@ return function(nn)
     local s = x:size()
     if #s ~= 4 or s[2] ~= self.channels then
       error(('SelfAttention2d(%d): expected input {N,%d,H,W}, got {%s}'):format(
-        self.channels, self.channels, table.concat(s, ',')), 2)
+        self.channels, self.channels, table.concat(s, ',')), 0)
     end
     local n, c, hw = s[1], s[2], s[3] * s[4]
     local q = self.f(x):view(n, -1, hw):transpose(2, 3)  -- {N, HW, k}: f(x_i) in row i

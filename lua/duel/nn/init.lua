@@ -26,7 +26,7 @@ end
 
 local function int(v, op, what, min)
   if type(v) ~= 'number' or v ~= math.floor(v) or v < (min or 1) then
-    error(('%s: %s must be a whole number >= %d, got %s'):format(op, what, min or 1, tostring(v)), 4)
+    error(('%s: %s must be a whole number >= %d, got %s'):format(op, what, min or 1, tostring(v)), 0)
   end
   return v
 end
@@ -35,7 +35,7 @@ end
 local function pair(v, dflt, op, what, min)
   if v == nil then v = dflt end
   if type(v) == 'table' then
-    if #v ~= 2 then error(('%s: %s must be a number or {h,w}, got a table of %d'):format(op, what, #v), 4) end
+    if #v ~= 2 then error(('%s: %s must be a number or {h,w}, got a table of %d'):format(op, what, #v), 0) end
     return int(v[1], op, what, min), int(v[2], op, what, min)
   end
   local n = int(v, op, what, min)
@@ -44,21 +44,21 @@ end
 
 local function opts_of(o, op)
   if o ~= nil and type(o) ~= 'table' then
-    error(('%s: options must be a table, got %s'):format(op, type(o)), 3)
+    error(('%s: options must be a table, got %s'):format(op, type(o)), 0)
   end
   return o or {}
 end
 
 local function flag(v, dflt, op, what)
   if v == nil then return dflt end
-  if type(v) ~= 'boolean' then error(('%s: option %s must be a boolean, got %s'):format(op, what, type(v)), 4) end
+  if type(v) ~= 'boolean' then error(('%s: option %s must be a boolean, got %s'):format(op, what, type(v)), 0) end
   return v
 end
 
 local function num(v, dflt, op, what, lo, hi)
   if v == nil then v = dflt end
   if type(v) ~= 'number' or not (v >= lo and v <= hi) then
-    error(('%s: %s must be a number in [%g, %g], got %s'):format(op, what, lo, hi, tostring(v)), 4)
+    error(('%s: %s must be a number in [%g, %g], got %s'):format(op, what, lo, hi, tostring(v)), 0)
   end
   return v
 end
@@ -91,10 +91,10 @@ local function conv(kind, i, o, k, opt)
   local oph, opw = pair(opt.output_padding, 0, kind, 'output_padding', 0)
   local g = int(opt.groups or 1, kind, 'groups')
   if i % g ~= 0 or o % g ~= 0 then
-    error(('%s: groups must divide in_channels and out_channels, got %d for %d->%d'):format(kind, g, i, o), 3)
+    error(('%s: groups must divide in_channels and out_channels, got %d for %d->%d'):format(kind, g, i, o), 0)
   end
   if kind == 'Conv2d' and (oph ~= 0 or opw ~= 0) then
-    error(('Conv2d: output_padding applies to ConvTranspose2d only, got {%d,%d}'):format(oph, opw), 3)
+    error(('Conv2d: output_padding applies to ConvTranspose2d only, got {%d,%d}'):format(oph, opw), 0)
   end
   local bias = flag(opt.bias, true, kind, 'bias')
   local m = C.new(kind, {i, o, kh, kw, sh, sw, ph, pw, dh, dw, g, bias and 1 or 0, oph, opw})
@@ -132,7 +132,7 @@ function nn.LayerNorm(shape, opt)
   opt = opts_of(opt, 'LayerNorm')
   if type(shape) == 'number' then shape = {shape} end
   if type(shape) ~= 'table' or #shape < 1 or #shape > 6 then
-    error(('LayerNorm: shape must be a number or a table of 1 to 6 sizes, got %s'):format(type(shape)), 2)
+    error(('LayerNorm: shape must be a number or a table of 1 to 6 sizes, got %s'):format(type(shape)), 0)
   end
   local ints = {#shape}
   for k = 1, #shape do ints[k + 1] = int(shape[k], 'LayerNorm', 'size') end
@@ -191,7 +191,7 @@ end
 local function pads(p, op)
   if type(p) == 'number' then p = {p, p, p, p} end
   if type(p) ~= 'table' or #p ~= 4 then
-    error(('%s: padding must be a number or {left,right,top,bottom}, got %s'):format(op, type(p)), 3)
+    error(('%s: padding must be a number or {left,right,top,bottom}, got %s'):format(op, type(p)), 0)
   end
   for k = 1, 4 do int(p[k], op, 'padding', 0) end
   return {p[1], p[2], p[3], p[4]}
@@ -204,7 +204,7 @@ function nn.Upsample(opt)
   local sh, sw = pair(opt.scale or opt.scale_factor, 2, 'Upsample', 'scale')
   local mode = opt.mode or 'nearest'
   if mode ~= 'nearest' and mode ~= 'bilinear' then
-    error(("Upsample: mode must be 'nearest' or 'bilinear', got '%s'"):format(tostring(mode)), 2)
+    error(("Upsample: mode must be 'nearest' or 'bilinear', got '%s'"):format(tostring(mode)), 0)
   end
   return C.new('Upsample', {sh, sw, mode == 'bilinear' and 1 or 0})
 end
@@ -218,7 +218,7 @@ end
 function nn.View(...)
   local s = {...}
   if type(s[1]) == 'table' then s = s[1] end
-  if #s < 1 or #s > 7 then error(('View: need 1 to 7 sizes, got %d'):format(#s), 2) end
+  if #s < 1 or #s > 7 then error(('View: need 1 to 7 sizes, got %d'):format(#s), 0) end
   local ints = {#s}
   for k = 1, #s do
     if s[k] ~= -1 then int(s[k], 'View', 'size') end
@@ -243,10 +243,10 @@ end
 
 function nn.functional_call(m, params, ...)
   if not Module.is_module(m) then
-    error(('functional_call: expected a module, got %s'):format(type(m)), 2)
+    error(('functional_call: expected a module, got %s'):format(type(m)), 0)
   end
   if type(params) ~= 'table' then
-    error(('functional_call: params must be a table of name -> tensor, got %s'):format(type(params)), 2)
+    error(('functional_call: params must be a table of name -> tensor, got %s'):format(type(params)), 0)
   end
   local owners = {}
   for _, e in ipairs(m:named_modules()) do
@@ -265,11 +265,11 @@ function nn.functional_call(m, params, ...)
     local o = owners[name]
     if not o then
       restore()
-      error(('functional_call: the module has no parameter or buffer named %s, got %s'):format(tostring(name), type(t)), 2)
+      error(('functional_call: the module has no parameter or buffer named %s, got %s'):format(tostring(name), type(t)), 0)
     end
     swapped[#swapped + 1] = o
     local ok, err = pcall(set_param, o[1], o[2], t)
-    if not ok then swapped[#swapped] = nil; restore(); error(err, 2) end
+    if not ok then swapped[#swapped] = nil; restore(); error(err, 0) end
   end
   local res = {pcall(m, ...)}
   restore()
