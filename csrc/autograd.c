@@ -269,6 +269,15 @@ static int engine(const char *api, duel_tensor **roots, duel_tensor **gouts, int
     }
     vec order = {0};
     int rc = topo_sort(roots, nroots, e, want_all, &order);
+    /* refuse unreachable inputs before running anything, so that the graph survives the error */
+    for (int k = 0; k < ninputs && rc == 0 && !allow_unused; k++) {
+        if (inputs[k]->wanted & F_DONE) continue;
+        duel_seterr(DUEL_EINVAL,
+                    "%s: input %d is not reachable from the outputs (pass allow_unused=true), got "
+                    "a tensor of shape %s",
+                    api, k + 1, SHAPE(inputs[k]));
+        rc = -1;
+    }
     int prev = duel_set_grad_enabled(create_graph);
     for (int r = 0; r < nroots && rc == 0; r++) {
         duel_tensor *g = gouts && gouts[r] ? gouts[r] : NULL;
@@ -308,6 +317,12 @@ static int engine(const char *api, duel_tensor **roots, duel_tensor **gouts, int
         y->gacc = NULL;
         if (!retain_graph && y->op) drop_sources(y);
     }
+    /* reachable inputs whose every path carried no gradient (e.g. only through where's mask)
+     * get zeros, the true derivative */
+    for (int k = 0; k < ninputs && rc == 0; k++)
+        if (!out[k] && (inputs[k]->wanted & F_DONE) &&
+            !(out[k] = duel_zeros(inputs[k]->shape, inputs[k]->ndim)))
+            rc = -1;
     for (int64_t i = 0; i < order.n; i++) {
         duel_tensor *y = order.v[i];
         duel_release(y->gacc);
@@ -317,14 +332,6 @@ static int engine(const char *api, duel_tensor **roots, duel_tensor **gouts, int
     }
     for (int k = 0; k < ninputs; k++) inputs[k]->epoch = 0;
     free(order.v);
-    for (int k = 0; k < ninputs && rc == 0; k++) {
-        if (out[k] || allow_unused) continue;
-        duel_seterr(DUEL_EINVAL,
-                    "%s: input %d is not reachable from the outputs (pass allow_unused=true), got "
-                    "a tensor of shape %s",
-                    api, k + 1, SHAPE(inputs[k]));
-        rc = -1;
-    }
     if (rc)
         for (int k = 0; k < ninputs; k++) {
             duel_release(out[k]);

@@ -197,12 +197,12 @@ duel_tensor *duel_sum(duel_tensor *x);
 duel_tensor *duel_sum_dim(duel_tensor *x, int dim, int keepdim);
 duel_tensor *duel_mean(duel_tensor *x);
 duel_tensor *duel_mean_dim(duel_tensor *x, int dim, int keepdim);
-/* values (differentiable) and, when idx != NULL, 0-based indices as floats (new ref) */
+/* values (differentiable) and, when idx != NULL, 1-based indices as floats (new ref) */
 duel_tensor *duel_max_dim(duel_tensor *x, int dim, int keepdim, duel_tensor **idx);
 duel_tensor *duel_min_dim(duel_tensor *x, int dim, int keepdim, duel_tensor **idx);
 duel_tensor *duel_max(duel_tensor *x);
 duel_tensor *duel_min(duel_tensor *x);
-duel_tensor *duel_argmax(duel_tensor *x, int dim, int keepdim); /* 0-based; dim<0: flat index */
+duel_tensor *duel_argmax(duel_tensor *x, int dim, int keepdim); /* 1-based; dim<0: flat index */
 duel_tensor *duel_var(duel_tensor *x, int dim, int keepdim, int unbiased);
 duel_tensor *duel_std(duel_tensor *x, int dim, int keepdim, int unbiased);
 duel_tensor *duel_logsumexp(duel_tensor *x, int dim, int keepdim);
@@ -211,7 +211,7 @@ duel_tensor *duel_norm(duel_tensor *x, float p, int dim, int keepdim);
 /* ---- joining and indexing ------------------------------------------------------------------ */
 duel_tensor *duel_cat(duel_tensor **xs, int n, int dim);
 duel_tensor *duel_stack(duel_tensor **xs, int n, int dim);
-/* idx holds whole numbers, 0-based, any shape; gathers along dim */
+/* idx: 1-D, whole numbers, 1-based (index data is 1-based in C too); gathers along dim */
 duel_tensor *duel_index_select(duel_tensor *x, int dim, duel_tensor *idx);
 /* index_select's adjoint: zeros with `size` along dim, rows of x added at idx */
 duel_tensor *duel_index_add(duel_tensor *x, int dim, duel_tensor *idx, int64_t size);
@@ -220,6 +220,29 @@ duel_tensor *duel_index_add(duel_tensor *x, int dim, duel_tensor *idx, int64_t s
 /* {M,K}x{K,N}, {B,M,K}x{B,K,N}, {B,M,K}x{K,N}, {M,K}x{B,K,N}: cblas_sgemm, strides folded into
  * transpose flags where possible. */
 duel_tensor *duel_matmul(duel_tensor *a, duel_tensor *b);
+
+/* ==== optimizers (optim.c): fused in-place updates, unrecorded; p->grad must be set ========== */
+/* hyper-parameters are doubles so that what a script sets is what it reads back */
+typedef struct duel_sgd_opts {
+    double lr, momentum, dampening, weight_decay;
+    int nesterov;
+} duel_sgd_opts;
+typedef struct duel_adam_opts {
+    double lr, beta1, beta2, eps, weight_decay;
+    int decoupled; /* AdamW */
+} duel_adam_opts;
+typedef struct duel_rmsprop_opts {
+    double lr, alpha, eps, weight_decay, momentum;
+    int centered;
+} duel_rmsprop_opts;
+/* buf: momentum buffer (NULL without momentum); first: the buffer is initialised to the gradient */
+int duel_sgd_step(duel_tensor *p, duel_tensor *buf, const duel_sgd_opts *o, int first);
+int duel_adam_step(duel_tensor *p, duel_tensor *m, duel_tensor *v, const duel_adam_opts *o,
+                   int64_t t); /* t: 1-based step count */
+int duel_rmsprop_step(duel_tensor *p, duel_tensor *sq, duel_tensor *gavg, duel_tensor *buf,
+                      const duel_rmsprop_opts *o);
+double duel_sq_norm(const duel_tensor *t); /* sum of squares, in double */
+int duel_clamp_(duel_tensor *t, float lo, float hi); /* in place, unrecorded */
 
 /* ==== layer ops (duel.F) ======================================================================
  * Each family is one file in csrc/ops/ with its Lua binding in csrc/lua/l_<family>.c. */

@@ -58,3 +58,20 @@ static duel_tensor *draw(const int64_t *shape, int ndim, int normal) {
 
 duel_tensor *duel_rand(const int64_t *shape, int ndim) { return draw(shape, ndim, 0); }
 duel_tensor *duel_randn(const int64_t *shape, int ndim) { return draw(shape, ndim, 1); }
+
+/* out: n draws, 1 with probability p else 0 (u < p with u on the 2^24 grid: p = 1 always 1) */
+static void bernoulli_kernel(float *out, int64_t n, float p, uint64_t seed, uint64_t off) {
+#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+        out[i] = u24((uint32_t)(mix(seed, off + (uint64_t)i) >> 32)) < p ? 1.0f : 0.0f;
+}
+
+duel_tensor *duel_bernoulli(const int64_t *shape, int ndim, float p) {
+    DUEL_CHECK(p >= 0.0f && p <= 1.0f, "bernoulli: probability must be in [0, 1], got %g", p);
+    duel_tensor *t = duel_new(shape, ndim, "bernoulli");
+    if (!t) return NULL;
+    int64_t n = duel_numel(t);
+    bernoulli_kernel(t->data, n, p, rng_seed, rng_offset);
+    rng_offset += (uint64_t)n;
+    return t;
+}

@@ -15,7 +15,7 @@ static duel_tensor **tensor_list(lua_State *L, int idx, int *n, const char *op, 
         luaL_error(L, "%s: %s must be a tensor or a table of tensors, got %s", op, what,
                    l_typename(L, idx));
     int k = (int)lua_objlen(L, idx);
-    if (*n > 0 && allow_nil) k = *n; /* grad_outputs: one slot per output, nil allowed */
+    if (*n > k && allow_nil) k = *n; /* grad_outputs: one slot per output, nil allowed */
     if (k < 1) luaL_error(L, "%s: %s must not be empty, got an empty table", op, what);
     duel_tensor **v = lua_newuserdata(L, sizeof *v * (size_t)k);
     int top = lua_gettop(L);

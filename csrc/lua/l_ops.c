@@ -114,10 +114,25 @@ static int l_t(lua_State *L) {
 
 static int l_permute(lua_State *L) {
     duel_tensor *x = l_checktensor(L, 1, "permute");
-    int64_t p[DUEL_MAXDIM];
-    int n = l_checkshape(L, 2, p, "permute", 0);
+    int tbl = lua_type(L, 2) == LUA_TTABLE;
+    int n = tbl ? (int)lua_objlen(L, 2) : lua_gettop(L) - 1;
+    if (n != x->ndim)
+        return luaL_error(L, "permute: need one entry per dimension of %s, got %d entries",
+                          duel_shape_str(x->shape, x->ndim), n);
     int perm[DUEL_MAXDIM];
-    for (int i = 0; i < n; i++) perm[i] = (int)p[i] - 1;
+    for (int i = 0; i < n; i++) { /* range here, repeats in duel_permute */
+        int at = 2 + i;
+        if (tbl) {
+            lua_rawgeti(L, 2, i + 1);
+            at = lua_gettop(L);
+        }
+        int64_t v = l_checkint(L, at, "permute", "entry");
+        if (v < 1 || v > n)
+            return luaL_error(L, "permute: entries must be a permutation of 1..%d, got %s at "
+                                 "position %d", n, lua_tostring(L, at), i + 1);
+        perm[i] = (int)v - 1;
+        if (tbl) lua_pop(L, 1);
+    }
     l_newslot(L);
     return l_finish(L, duel_permute(x, perm, n));
 }
@@ -134,7 +149,7 @@ static int l_select(lua_State *L) {
     duel_tensor *x = l_checktensor(L, 1, "select");
     int d = l_checkdim(L, 2, x->ndim, "select", 0);
     int64_t i = l_checkint(L, 3, "select", "index");
-    if (i < 0) i += x->shape[d] + 1; /* -1 = last */
+    if (i < 0 && i + x->shape[d] >= 0) i += x->shape[d] + 1; /* -1 = last; else report as given */
     l_newslot(L);
     return l_finish(L, duel_select(x, d, i - 1));
 }
@@ -224,6 +239,7 @@ static int l_norm(lua_State *L) {
 static int l_join(lua_State *L) {
     int stack = (int)lua_tointeger(L, lua_upvalueindex(1));
     const char *op = stack ? "stack" : "cat";
+    lua_settop(L, 2); /* the scratch userdata pushed below must not be taken for the dim */
     if (lua_type(L, 1) != LUA_TTABLE)
         return luaL_error(L, "%s: expected a table of tensors, got %s", op, l_typename(L, 1));
     int n = (int)lua_objlen(L, 1);

@@ -56,6 +56,8 @@ static int l_newindex(lua_State *L) {
     duel_tensor *t = l_checktensor(L, 1, "newindex");
     const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
     if (k && !strcmp(k, "grad")) {
+        if (!lua_isnil(L, 3) && !l_istensor(L, 3))
+            return luaL_error(L, "grad: must be a duel.Tensor or nil, got %s", l_typename(L, 3));
         duel_tensor *g = l_opttensor(L, 3, "grad");
         if (g && !(g->ndim == t->ndim && !memcmp(g->shape, t->shape, sizeof(int64_t) * t->ndim)))
             return luaL_error(L, "grad: must have the tensor's shape %s, got %s",
@@ -209,7 +211,7 @@ static int l_tensor(lua_State *L) {
     if (!t) return l_error(L);
     *slot = t; /* owned by the slot before table_fill can raise */
     float *p = t->data;
-    if (duel_numel(t) > 0 || nd == 1) table_fill(L, 1, shape, nd, 0, &p);
+    table_fill(L, 1, shape, nd, 0, &p); /* also when empty: {{},{1}} is ragged */
     l_gc_pressure(L);
     return 1;
 }
@@ -224,7 +226,12 @@ static int l_ctor(lua_State *L) {
     l_newslot(L);
     switch (which) {
     case C_ZEROS: return l_finish(L, duel_zeros(shape, nd));
-    case C_ONES: return l_finish(L, duel_full(shape, nd, 1.0f));
+    case C_ONES: {
+        duel_tensor *t = duel_full(shape, nd, 1.0f);
+        const char *m = duel_errmsg(); /* name the function the user called */
+        if (!t && !strncmp(m, "full:", 5)) return luaL_error(L, "ones:%s", m + 5);
+        return l_finish(L, t);
+    }
     case C_EMPTY: return l_finish(L, duel_empty(shape, nd));
     case C_RAND: return l_finish(L, duel_rand(shape, nd));
     default: return l_finish(L, duel_randn(shape, nd));
@@ -253,8 +260,10 @@ static int l_arange(lua_State *L) {
         if (!lua_isnoneornil(L, 3)) step = l_checknumber(L, 3, "arange", "step");
     }
     if (step == 0 || !isfinite(step)) return luaL_error(L, "arange: step must be non-zero and finite, got %g", step);
-    /* inclusive end, with a tolerance for rounding in fractional steps */
-    double stop = b + step * 1e-9 + (step > 0 ? 1e-12 : -1e-12);
+    /* inclusive end, with a tolerance for rounding in fractional steps: count the elements, then
+     * pass a stop half a step past the last (b + step * 1e-9 is b itself once |b| > 2^24) */
+    double span = (b - a) / step, stop = b;
+    if (isfinite(span)) stop = a + step * ((span > -1e-9 ? floor(span + 1e-9) + 1 : 0) - 0.5);
     l_newslot(L);
     return l_finish(L, duel_arange(a, stop, step));
 }

@@ -2,7 +2,19 @@
  * Every error raised here has the form "<op>: <what is wrong>, got <value>". */
 #include "l_util.h"
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+int l_raise(lua_State *L, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    lua_pushstring(L, buf);
+    return lua_error(L);
+}
 
 /* Tensor memory lives outside the Lua heap, so the collector cannot see it: report it. Once a
  * MiB has been allocated, run a GC step sized by that many KiB, so that unreachable tensors are
@@ -27,7 +39,7 @@ duel_tensor **l_newslot(lua_State *L) {
     return slot;
 }
 
-int l_error(lua_State *L) { return luaL_error(L, "%s", duel_errmsg()); }
+int l_error(lua_State *L) { return l_raise(L, "%s", duel_errmsg()); }
 
 int l_finish(lua_State *L, duel_tensor *t) {
     if (!t) return l_error(L);
@@ -97,9 +109,11 @@ double l_checknumber(lua_State *L, int idx, const char *op, const char *what) {
 
 int64_t l_checkint(lua_State *L, int idx, const char *op, const char *what) {
     double v = l_checknumber(L, idx, op, what);
-    if (!(v == floor(v)) || fabs(v) > 9007199254740992.0)
+    if (!(v == floor(v)))
         luaL_error(L, "%s: %s must be a whole number, got %s", op, what,
                    lua_tostring(L, idx) ? lua_tostring(L, idx) : "?");
+    if (fabs(v) > 9007199254740992.0)
+        luaL_error(L, "%s: %s is too large, got %s", op, what, lua_tostring(L, idx));
     return (int64_t)v;
 }
 
@@ -132,8 +146,8 @@ int l_checkdim(lua_State *L, int idx, int ndim, const char *op, int allow_end) {
     int hi = ndim + (allow_end ? 1 : 0);
     if (d < 0) d += hi + 1;
     if (d < 1 || d > hi)
-        luaL_error(L, "%s: dimension out of range (expected 1 to %d), got %d", op, hi > 0 ? hi : 1,
-                   (int)l_checkint(L, idx, op, "dimension"));
+        luaL_error(L, "%s: dimension out of range (expected 1 to %d), got %s", op, hi > 0 ? hi : 1,
+                   lua_tostring(L, idx));
     return (int)d - 1;
 }
 
@@ -159,7 +173,9 @@ int l_checkshape(lua_State *L, int idx, int64_t *shape, const char *op, int allo
         if (v != floor(v) || !isfinite(v))
             luaL_error(L, "%s: sizes must be whole numbers, got %s", op, lua_tostring(L, at));
         if (v < 0 && !(allow_neg1 && v == -1))
-            luaL_error(L, "%s: sizes must be non-negative, got %s", op, lua_tostring(L, at));
+            luaL_error(L, allow_neg1 ? "%s: sizes must be non-negative or -1, got %s"
+                                     : "%s: sizes must be non-negative, got %s",
+                       op, lua_tostring(L, at));
         if (v > 4e18) luaL_error(L, "%s: size too large, got %s", op, lua_tostring(L, at));
         shape[i] = (int64_t)v;
         if (tbl) lua_pop(L, 1);

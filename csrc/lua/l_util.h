@@ -8,6 +8,12 @@
 
 #define L_TENSOR_MT "duel.Tensor"
 
+/* Raise "<op>: <what is wrong>, got <value>" exactly: formatted with the C library's vsnprintf
+ * (full printf syntax, checked by the compiler) and without luaL_error's position prefix, which
+ * LuaJIT attaches inconsistently through tail calls. Every binding error goes through it. */
+int l_raise(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define luaL_error l_raise
+
 /* The userdata slot comes first (liolib's newfile): if anything throws afterwards, the slot is
  * collected holding NULL and nothing leaks. */
 duel_tensor **l_newslot(lua_State *L);

@@ -397,13 +397,46 @@ duel_tensor *duel_clamp(duel_tensor *x, float lo, float hi) {
 duel_tensor *duel_add_scalar(duel_tensor *x, float s) { return unary(x, U_ADDS, s, 0, &OP_ADDS); }
 duel_tensor *duel_mul_scalar(duel_tensor *x, float s) { return unary(x, U_MULS, s, 0, &OP_MULS); }
 
-/* a^b with a tensor exponent: exp(b log a), defined for a > 0 */
+/* sign of a^b over the broadcast shape: -1 where a < 0 and b is odd, NaN where a < 0 and b is
+ * not whole, else 1. Piecewise constant, so it carries no graph. */
+static duel_tensor *pow_sign(duel_tensor *a, duel_tensor *b, const int64_t *shape, int nd) {
+    int prev = duel_set_grad_enabled(0);
+    duel_tensor *s = duel_new(shape, nd, "pow"), *ea = s ? duel_expand(a, shape, nd) : NULL,
+                *eb = ea ? duel_expand(b, shape, nd) : NULL;
+    duel_set_grad_enabled(prev);
+    if (eb)
+        for (int64_t i = 0, n = duel_numel(s); i < n; i++) {
+            float x = duel_flat_get(ea, i), p = duel_flat_get(eb, i), v = 1.0f;
+            if (x < 0) v = p != floorf(p) ? NAN : fmodf(p, 2.0f) != 0 ? -1.0f : 1.0f;
+            s->data[i] = v;
+        }
+    else {
+        duel_release(s);
+        s = NULL;
+    }
+    duel_release(ea);
+    duel_release(eb);
+    return s;
+}
+
+/* a^b with a tensor exponent: exp(b log|a|), times pow_sign where some a < 0 (so a negative base
+ * with a whole exponent works; d/da = b y / a either way) */
 duel_tensor *duel_pow_tensor(duel_tensor *a, duel_tensor *b) {
-    duel_tensor *la = duel_log(a), *m = la ? duel_mul(b, la) : NULL;
+    int64_t shape[DUEL_MAXDIM];
+    int nd, neg = 0;
+    if (duel_broadcast_shape(a, b, shape, &nd, "pow")) return NULL;
+    for (int64_t i = 0, n = duel_numel(a); i < n && !neg; i++) neg = duel_flat_get(a, i) < 0;
+    duel_tensor *aa = neg ? duel_abs(a) : (duel_retain(a), a);
+    duel_tensor *la = aa ? duel_log(aa) : NULL, *m = la ? duel_mul(b, la) : NULL;
+    duel_release(aa);
     duel_release(la);
     duel_tensor *y = m ? duel_exp(m) : NULL;
     duel_release(m);
-    return y;
+    if (!y || !neg) return y;
+    duel_tensor *s = pow_sign(a, b, shape, nd), *ys = s ? duel_mul(y, s) : NULL;
+    duel_release(s);
+    duel_release(y);
+    return ys;
 }
 
 /* ---- where --------------------------------------------------------------------------------- */

@@ -77,6 +77,8 @@ duel_tensor *duel_cat(duel_tensor **xs, int n, int dim) {
 duel_tensor *duel_stack(duel_tensor **xs, int n, int dim) {
     DUEL_CHECK(n >= 1, "stack: need at least one tensor, got %d", n);
     if (duel_check_dim(dim, xs[0]->ndim, "stack", 1)) return NULL;
+    DUEL_CHECK(xs[0]->ndim < DUEL_MAXDIM, "stack: at most %d dimensions, got %s", DUEL_MAXDIM,
+               SHAPE(xs[0]));
     for (int i = 1; i < n; i++)
         DUEL_CHECK(duel_same_shape(xs[i], xs[0]),
                    "stack: every tensor must have the same shape, got %s and %s", SHAPE(xs[0]),
@@ -99,8 +101,8 @@ static int check_index(duel_tensor *idx, int64_t size, const char *op, int dim) 
     for (int64_t i = 0; i < n; i++) {
         float v = duel_flat_get(idx, i);
         DUEL_CHECK_INT(v == floorf(v) && v >= 1 && v <= (float)size,
-                       "%s: index out of range for dimension %d of size %lld, got %g", op,
-                       dim + 1, (long long)size, v);
+                       "%s: indices must be whole numbers from 1 to %lld (dimension %d), got %g",
+                       op, (long long)size, dim + 1, v);
     }
     return 0;
 }

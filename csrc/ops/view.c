@@ -38,18 +38,23 @@ static int infer_shape(const duel_tensor *x, const int64_t *shape, int nd, int64
         } else {
             DUEL_CHECK_INT(shape[i] >= 0, "%s: sizes must be non-negative or -1, got %s", op,
                            duel_shape_str(shape, nd));
+            /* bound the product before it can overflow (and wrap to x's numel) */
+            DUEL_CHECK_INT(shape[i] == 0 || known <= duel_max_bytes() / (int64_t)sizeof(float) /
+                                                         shape[i],
+                           "%s: tensor too large (over %lld bytes), got %s", op,
+                           (long long)duel_max_bytes(), duel_shape_str(shape, nd));
             known *= shape[i];
         }
     }
     if (infer >= 0) {
         DUEL_CHECK_INT(known > 0 && n % known == 0,
-                       "%s: cannot view a tensor of shape %s (%lld elements) as %s", op, SHAPE(x),
-                       (long long)n, duel_shape_str(shape, nd));
+                       "%s: the new shape must hold the %lld elements of %s, got %s", op,
+                       (long long)n, SHAPE(x), duel_shape_str(shape, nd));
         out[infer] = n / known;
         known *= out[infer];
     }
-    DUEL_CHECK_INT(known == n, "%s: cannot view a tensor of shape %s (%lld elements) as %s", op,
-                   SHAPE(x), (long long)n, duel_shape_str(shape, nd));
+    DUEL_CHECK_INT(known == n, "%s: the new shape must hold the %lld elements of %s, got %s", op,
+                   (long long)n, SHAPE(x), duel_shape_str(shape, nd));
     return 0;
 }
 
@@ -240,6 +245,7 @@ duel_tensor *duel_expand(duel_tensor *x, const int64_t *shape, int ndim) {
         shp[i] = want;
         st[i] = j >= 0 && xs == want ? x->stride[j] : 0;
     }
+    if (duel_check_shape(shp, ndim, "expand")) return NULL; /* numel must fit in int64 */
     return restride(x, shp, st, ndim, x->offset, &OP_EXPAND);
 }
 
