@@ -1,6 +1,7 @@
 /* l_misc.c -- RNG, threads, and the _core internals used by tests and Lua helpers. */
 #include "l_util.h"
 #include <math.h>
+#include <time.h>
 
 static int l_manual_seed(lua_State *L) {
     double s = l_checknumber(L, 1, "manual_seed", "seed");
@@ -9,6 +10,14 @@ static int l_manual_seed(lua_State *L) {
                           lua_tostring(L, 1));
     duel_manual_seed((uint64_t)(int64_t)s);
     return 0;
+}
+
+/* duel.clock(): monotonic seconds, for timing steps without FFI declarations in every script */
+static int l_clock(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+    return 1;
 }
 
 static int l_set_num_threads(lua_State *L) {
@@ -114,6 +123,7 @@ void l_register_misc(lua_State *L, int duel, int methods, int core) {
     static const luaL_Reg pub[] = {{"manual_seed", l_manual_seed},
                                    {"set_num_threads", l_set_num_threads},
                                    {"get_num_threads", l_get_num_threads},
+                                   {"clock", l_clock},
                                    {NULL, NULL}};
     for (const luaL_Reg *r = pub; r->name; r++) {
         lua_pushcfunction(L, r->func);

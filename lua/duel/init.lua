@@ -1,5 +1,16 @@
 -- duel: float32 tensors with autograd of any order, for GAN research in LuaJIT.
 -- This file assembles the public table from the C core (duel.core) and the Lua modules.
+-- libgomp's idle workers spin for a long while after each parallel region by default, and on a
+-- small machine they then fight OpenBLAS's threads for the cores (measured: a 256x256 sgemm right
+-- after an OpenMP kernel ran 6x slower). A short spin is set before the core (and with it
+-- libgomp, which reads its environment when loaded) comes in, unless the user chose a policy.
+if not os.getenv('OMP_WAIT_POLICY') and not os.getenv('GOMP_SPINCOUNT') then
+  local ffi = require 'ffi'
+  if pcall(ffi.cdef, 'int setenv(const char *name, const char *value, int overwrite);') then
+    ffi.C.setenv('GOMP_SPINCOUNT', '10000', 0)
+  end
+end
+
 local core = require 'duel.core'
 
 local duel = {}
