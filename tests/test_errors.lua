@@ -487,7 +487,9 @@ T.case('every misuse 100 times under pcall: same message, no crash, no leak', fu
   end
   collectgarbage()
   collectgarbage()
-  T.eq(duel._core.live_bytes(), before, 'live bytes after the misuse loop')
+  -- a leak shows as growth; garbage from earlier cases may still be freed here, so less is fine
+  local after = duel._core.live_bytes()
+  T.ok(after <= before, ('live bytes grew over the misuse loop: %d -> %d'):format(before, after))
   T.ok(duel.is_grad_enabled(), 'grad mode restored')
   T.close(duel.ones(2, 2):matmul(duel.ones(2, 2)), {{2, 2}, {2, 2}})
 end)
