@@ -91,6 +91,9 @@ int64_t duel_take_alloc_debt(void); /* bytes allocated since the last call (for 
  * (the binding runs a full Lua GC), after which the allocation is retried once. */
 void duel_set_oom_hook(void (*hook)(void *), void *ud);
 int64_t duel_max_bytes(void); /* refuse any single tensor larger than this */
+/* Freed tensor memory is kept by size for reuse (up to 1 GiB); this returns it to the system. */
+void duel_empty_cache(void);
+int64_t duel_cached_bytes(void);
 
 /* ---- threads and RNG -------------------------------------------------------------------- */
 int duel_set_num_threads(int n); /* OpenMP and OpenBLAS together; -1 on n < 1 */
@@ -305,5 +308,46 @@ duel_tensor *duel_pad2d(duel_tensor *x, const int64_t pad[4], int mode);
 enum { DUEL_UP_NEAREST = 0, DUEL_UP_BILINEAR = 1 };
 /* x {N,C,H,W} -> {N,C,H*sh,W*sw}; bilinear with align_corners=false (PyTorch's default) */
 duel_tensor *duel_upsample(duel_tensor *x, int64_t sh, int64_t sw, int mode);
+
+/* ---- GAN losses and penalty term (ops/gan_loss.c): fused, mean-reduced, scalar results ------ */
+/* Kinds and formulas: the header of ops/gan_loss.c and docs/gan.md. Outputs are logits / critic
+ * values of any shape; 'relativistic' pairs real and fake by index (shapes must match). */
+enum {
+    DUEL_GAN_MINIMAX, DUEL_GAN_NONSATURATING, DUEL_GAN_LSGAN, DUEL_GAN_HINGE, DUEL_GAN_WGAN,
+    DUEL_GAN_RELATIVISTIC, DUEL_GAN_NKINDS
+};
+int duel_gan_kind(const char *name);       /* -1 if unknown */
+const char *duel_gan_kind_name(int kind); /* NULL if unknown */
+duel_tensor *duel_gan_d_loss(int kind, duel_tensor *real_out, duel_tensor *fake_out);
+/* real_out is read by 'relativistic' only (NULL allowed otherwise) */
+duel_tensor *duel_gan_g_loss(int kind, duel_tensor *fake_out, duel_tensor *real_out);
+/* g {N,...}: weight * mean_i (|g_i| - center)^2, |g_i| the L2 norm of sample i (one_sided:
+ * max(0, |g_i| - center)^2). norms (may be NULL): set to a new ref {N} of the norms, no graph. */
+duel_tensor *duel_grad_norm_penalty(duel_tensor *g, float center, float weight, int one_sided,
+                                    duel_tensor **norms);
+
+/* ==== checkpoints (serialize.c): safetensors files ============================================
+ * An entry is a tensor (tensor set, value NULL) or a __metadata__ string (tensor NULL). Keys and
+ * values are byte strings with lengths (UTF-8; NUL allowed). Errors name the op "save"/"load". */
+typedef struct duel_st_entry {
+    char *key;
+    size_t key_len;
+    duel_tensor *tensor; /* borrowed when saving; a new ref held by duel_st when loaded */
+    char *value;
+    size_t value_len;
+} duel_st_entry;
+typedef struct duel_st {
+    duel_st_entry *entries; /* metadata first, then tensors in file order */
+    int n;
+} duel_st;
+/* the file's bytes in a new malloc'd buffer: tensors as F32 sorted by name, header padded with
+ * spaces to a multiple of 8 */
+int duel_st_encode(const duel_st_entry *e, int n, unsigned char **out, size_t *len);
+/* atomic: writes <path>.tmp.<pid>, fsyncs it, renames it over path, fsyncs the directory */
+int duel_st_save(const char *path, const duel_st_entry *e, int n);
+/* strict, bounded parse of a whole file in memory or on disk; tensors come back as float32 */
+duel_st *duel_st_decode(const unsigned char *buf, size_t len);
+duel_st *duel_st_load(const char *path);
+void duel_st_free(duel_st *st); /* NULL-safe; releases the tensors */
 
 #endif

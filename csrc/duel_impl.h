@@ -84,7 +84,8 @@ extern const duel_opdef *const duel_view_ops[], *const duel_elementwise_ops[],
 #define DUEL_WEAK __attribute__((weak))
 extern const duel_opdef *const duel_activation_ops[] DUEL_WEAK, *const duel_loss_ops[] DUEL_WEAK,
     *const duel_conv_ops[] DUEL_WEAK, *const duel_pool_ops[] DUEL_WEAK,
-    *const duel_norm_ops[] DUEL_WEAK, *const duel_resample_ops[] DUEL_WEAK;
+    *const duel_norm_ops[] DUEL_WEAK, *const duel_resample_ops[] DUEL_WEAK,
+    *const duel_gan_ops[] DUEL_WEAK;
 
 /* dimension normalisation for C callers: d in [0, ndim) or error */
 int duel_check_dim(int dim, int ndim, const char *op, int allow_end);

@@ -1,10 +1,15 @@
 /* l_init.c -- luaopen_duel_core: the module table, the tensor metatable, the OOM hook.
  * Returns {<public functions>..., _methods = Tensor methods, _core = internals, _F = functional ops,
- * _nn = layer constructors, _optim = optimizers}; lua/duel/init.lua assembles the public `duel`
- * table from it. */
+ * _nn = layer constructors, _optim = optimizers, _gan = GAN losses}; lua/duel/init.lua assembles
+ * the public `duel` table from it. */
 #include "l_util.h"
 
+/* images and data (l_image.c, l_data.c) */
+void l_register_image(lua_State *L, int t) L_WEAK;
+void l_register_data(lua_State *L, int t) L_WEAK;
+
 static lua_State *hook_L;
+void l_register_serialize(lua_State *L, int core) L_WEAK; /* l_serialize.c: safetensors */
 
 /* Allocation failed: collect unreachable tensors once, then the allocator retries. */
 static void oom_collect(void *ud) {
@@ -30,6 +35,7 @@ int luaopen_duel_core(lua_State *L) {
     l_register_ops(L, duel, methods);
     l_register_autograd(L, duel, methods, core);
     l_register_misc(L, duel, methods, core);
+    if (l_register_serialize) l_register_serialize(L, core);
     lua_newtable(L);
     int F = lua_gettop(L);
     void (*families[])(lua_State *, int, int) = {l_register_activation, l_register_loss,
@@ -44,6 +50,15 @@ int luaopen_duel_core(lua_State *L) {
     lua_newtable(L);
     if (l_register_optim) l_register_optim(L, lua_gettop(L));
     lua_setfield(L, duel, "_optim");
+    lua_newtable(L);
+    if (l_register_image) l_register_image(L, lua_gettop(L));
+    lua_setfield(L, duel, "_image");
+    lua_newtable(L);
+    if (l_register_data) l_register_data(L, lua_gettop(L));
+    lua_setfield(L, duel, "_data");
+    lua_newtable(L);
+    if (l_register_gan) l_register_gan(L, lua_gettop(L));
+    lua_setfield(L, duel, "_gan");
     luaL_getmetatable(L, L_TENSOR_MT);
     lua_setfield(L, core, "metatable");
     lua_pushvalue(L, methods);

@@ -56,6 +56,17 @@ static int l_live_bytes(lua_State *L) {
     return 1;
 }
 
+static int l_empty_cache(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)duel_cached_bytes());
+    duel_empty_cache();
+    return 1;
+}
+
+static int l_cached_bytes(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)duel_cached_bytes());
+    return 1;
+}
+
 static int l_op_names(lua_State *L) {
     int n;
     const duel_opdef *const *ops = duel_registry(&n);
@@ -124,6 +135,7 @@ void l_register_misc(lua_State *L, int duel, int methods, int core) {
                                    {"set_num_threads", l_set_num_threads},
                                    {"get_num_threads", l_get_num_threads},
                                    {"clock", l_clock},
+                                   {"empty_cache", l_empty_cache},
                                    {NULL, NULL}};
     for (const luaL_Reg *r = pub; r->name; r++) {
         lua_pushcfunction(L, r->func);
@@ -134,6 +146,7 @@ void l_register_misc(lua_State *L, int duel, int methods, int core) {
                                         {"flat_get", l_flat_get},     {"flat_set", l_flat_set},
                                         {"embed", l_embed},           {"index_add", l_index_add},
                                         {"sum_to", l_sum_to},         {"id", l_id},
+                                        {"cached_bytes", l_cached_bytes},
                                         {NULL, NULL}};
     for (const luaL_Reg *r = internal; r->name; r++) {
         lua_pushcfunction(L, r->func);

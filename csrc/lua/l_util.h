@@ -57,5 +57,6 @@ void l_register_norm(lua_State *L, int F, int methods) L_WEAK;
 void l_register_resample(lua_State *L, int F, int methods) L_WEAK;
 void l_register_nn(lua_State *L, int nn) L_WEAK;
 void l_register_optim(lua_State *L, int optim) L_WEAK;
+void l_register_gan(lua_State *L, int gan) L_WEAK;
 
 #endif

@@ -77,5 +77,11 @@ duel.F = require 'duel.F'
 duel.optim = require 'duel.optim'
 duel.init = require 'duel.init_weights'
 duel.nn = require 'duel.nn'
+duel.image = require 'duel.image'
+duel.data = require 'duel.data'
+duel.gan = require 'duel.gan'
+local checkpoint = require 'duel.checkpoint' -- safetensors checkpoints and the RNG state
+duel.save, duel.load = checkpoint.save, checkpoint.load
+duel.get_rng_state, duel.set_rng_state = checkpoint.get_rng_state, checkpoint.set_rng_state
 
 return duel
