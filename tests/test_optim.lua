@@ -116,6 +116,12 @@ T.case('state_dict/load_state_dict: a resumed optimizer continues identically', 
     opt2:step()
     T.eq(p2:totable(), full[s], 'step ' .. s .. ' must match bit for bit')
   end
+  -- hyper-parameters travel with the state (DCGAN's betas must survive a resume)
+  local o3 = optim.Adam({duel.zeros(3):requires_grad_()}, {lr = 2e-4, betas = {0.5, 0.9}})
+  local o4 = optim.Adam({duel.zeros(3):requires_grad_()})
+  o4:load_state_dict(o3:state_dict())
+  T.eq(o4.betas, {0.5, 0.9})
+  T.eq(o4.lr, 2e-4)
   T.raises('load_state_dict: state is for optimizer Adam, got SGD', function()
     opt2:load_state_dict(optim.SGD({duel.zeros(3):requires_grad_()}, {lr = 1}):state_dict())
   end)

@@ -68,10 +68,11 @@ static double opt_num(lua_State *L, int t, const char *key, double dflt, double 
     return v;
 }
 
+/* betas = {b1, b2}, or beta1/beta2 as state_dict() writes them */
 static void read_betas(lua_State *L, int t, const char *op, double *b1, double *b2) {
+    *b1 = opt_num(L, t, "beta1", 0.9, 0, 0.999999999, op);
+    *b2 = opt_num(L, t, "beta2", 0.999, 0, 0.999999999, op);
     lua_getfield(L, t, "betas");
-    *b1 = 0.9;
-    *b2 = 0.999;
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1) || lua_objlen(L, -1) != 2)
             luaL_error(L, "%s: option 'betas' must be a table of two numbers, got %s", op,
