@@ -247,6 +247,23 @@ T.case('MinibatchStdDev, MinibatchDiscrimination and SelfAttention2d', function(
   T.ok(duel.autograd.gradgradcheck(function(a) return md(a) end, {inp}))
 end)
 
+T.case('the GAN blocks are differentiable twice (gradgradcheck)', function()
+  duel.manual_seed(10)
+  local sa = nn.SelfAttention2d(4, {reduction = 2})
+  duel.no_grad(function() sa.gamma:fill_(0.7) end)
+  local x = duel.randn(1, 4, 2, 2):requires_grad_()
+  T.ok(duel.autograd.gradgradcheck(function(a) return sa(a) end, {x}))
+  local mb = nn.MinibatchStdDev()
+  local y = duel.randn(3, 2, 2, 2):requires_grad_()
+  T.ok(duel.autograd.gradgradcheck(function(a) return mb(a) end, {y}))
+  local sn = nn.spectral_norm(nn.Linear(3, 2))
+  local z = duel.randn(2, 3)
+  for _ = 1, 10 do sn(z) end -- converge u and v
+  sn:eval() -- then frozen: W / sigma(W) is a fixed differentiable map of the weight
+  local w = sn.module.weight
+  T.ok(duel.autograd.gradgradcheck(function(ww) return sn:forward_with_weight(z, ww) end, {w}))
+end)
+
 T.case('duel.init: fans, gains and in-place initialisers', function()
   local init = duel.init
   local w = duel.empty(64, 32, 3, 3):requires_grad_()
@@ -277,4 +294,35 @@ T.case('a small MLP fits XOR', function()
   local p = m(x):sigmoid()
   T.close(p:gt(0.5), y)
   T.ok(F.bce_with_logits(m(x), y):item() < 0.05)
+end)
+
+T.case('a small conv net reaches over 85% test accuracy on Fashion-MNIST (2 epochs)', function()
+  duel.manual_seed(1)
+  local train = duel.data.fashion_mnist{split = 'train'}
+  local test = duel.data.fashion_mnist{split = 'test'}
+  local m = nn.Sequential{
+    nn.Conv2d(1, 16, 3, {stride = 2, padding = 1}), nn.ReLU(),
+    nn.Conv2d(16, 32, 3, {stride = 2, padding = 1}), nn.ReLU(),
+    nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
+  }
+  local opt = duel.optim.Adam(m, {lr = 2e-3})
+  local loader = duel.data.DataLoader({train.images, train.labels}, {batch = 64, shuffle = true, seed = 1})
+  for epoch = 1, 2 do
+    loader:set_epoch(epoch)
+    for b in loader:iter() do
+      opt:zero_grad()
+      F.cross_entropy(m(b[1]), b[2]):backward()
+      opt:step()
+    end
+  end
+  m:eval()
+  local correct = duel.no_grad(function()
+    local c = 0
+    for i = 1, 10000, 1000 do
+      local logits = m(test.images:narrow(1, i, 1000))
+      c = c + logits:argmax(2):eq(test.labels:narrow(1, i, 1000)):sum():item()
+    end
+    return c
+  end)
+  T.ok(correct / 10000 > 0.85, ('test accuracy %.4f'):format(correct / 10000))
 end)

@@ -63,10 +63,13 @@ return function(nn)
     return (u:view(1, -1):matmul(wm):matmul(v:view(-1, 1))):view({})
   end
 
+  -- the wrapped module run with W / sigma(W) for a given W (forward uses the module's own)
+  function SpectralNorm:forward_with_weight(x, w, ...)
+    return nn.functional_call(self.module, {weight = w / self:sigma(w)}, x, ...)
+  end
+
   function SpectralNorm:forward(x, ...)
-    local w = self.module.weight
-    local w_sn = w / self:sigma(w)
-    return nn.functional_call(self.module, {weight = w_sn}, x, ...)
+    return self:forward_with_weight(x, self.module.weight, ...)
   end
 
   function nn.spectral_norm(module, opt) return SpectralNorm(module, opt) end

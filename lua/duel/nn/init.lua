@@ -227,6 +227,25 @@ function nn.View(...)
   return C.new('View', ints)
 end
 
+-- pooling layers: thin Lua modules over F.max_pool2d / F.avg_pool2d (no parameters)
+for _, kind in ipairs({'MaxPool2d', 'AvgPool2d'}) do
+  local cls = Module:extend(kind)
+  local fn = kind == 'MaxPool2d' and 'max_pool2d' or 'avg_pool2d'
+  function cls:__init(k, opt)
+    opt = opts_of(opt, kind)
+    local kh, kw = pair(k, nil, kind, 'kernel_size')
+    local sh, sw = pair(opt.stride, {kh, kw}, kind, 'stride')
+    local ph, pw = pair(opt.padding, 0, kind, 'padding', 0)
+    rawset(self, 'cfg', {{kh, kw}, {stride = {sh, sw}, padding = {ph, pw}}})
+  end
+  function cls:extra_repr()
+    local k, o = self.cfg[1], self.cfg[2]
+    return ('k{%d,%d}, s{%d,%d}'):format(k[1], k[2], o.stride[1], o.stride[2])
+  end
+  function cls:forward(x) return require('duel.F')[fn](x, self.cfg[1], self.cfg[2]) end
+  nn[kind] = cls
+end
+
 -- ---- functional_call ---------------------------------------------------------------------------
 
 -- nn.functional_call(m, params, ...): run m with some parameters (or buffers) replaced by the given
