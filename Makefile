@@ -25,7 +25,7 @@ BIND_OBJ = $(BIND_SRC:%.c=$(BUILD)/obj/%.o)
 MODULE = lua/duel/core.so
 TEST_CORE = $(BUILD)/test_core
 
-.PHONY: all deps test check bench demo module install clean
+.PHONY: all deps test check valgrind fuzz bench demo demo-autograd module install clean
 
 all: $(MODULE) $(TEST_CORE)
 
@@ -72,11 +72,54 @@ check: deps
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  DUEL_TEST_CORE=build/asan/test_core DUEL_CPATH="build/asan/?.so" $(LUA) tests/run.lua
 
+# The C core tests under valgrind: a plain -O1 -g build (no sanitizers), one thread so OpenMP's
+# and OpenBLAS's pools stay out of the way; any memory error or definite leak fails the target.
+valgrind:
+	@mkdir -p build/valgrind
+	@$(MAKE) --no-print-directory BUILD=build/valgrind CFLAGS="-O1 -g -fPIC" build/valgrind/test_core
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 valgrind -q --error-exitcode=99 --leak-check=full \
+	  --show-leak-kinds=definite --errors-for-leak-kinds=definite build/valgrind/test_core
+
+# libFuzzer targets (tests/fuzz/): clang-14 builds the core (and, for the option readers, the
+# binding) with -fsanitize=fuzzer,address,undefined; each target runs FUZZ_SECONDS on a scratch
+# copy of its committed corpus plus its regression inputs. Crashers land in build/fuzz/.
+FUZZ_DEPS = clang-14 libclang-rt-14-dev
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = image safetensors idx options
+FUZZ_FLAGS = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+  -fno-sanitize-recover=undefined
+build/fuzz/obj/csrc/image.o: override CFLAGS += -fno-sanitize=shift-base
+fuzz:
+	@$(MAKE) --no-print-directory deps DEPS="$(FUZZ_DEPS)"
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang-14 CFLAGS="$(FUZZ_FLAGS)" \
+	  $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/work/$$t tests/fuzz/regressions/$$t && \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s" && \
+	  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$$t- \
+	    build/fuzz/work/$$t tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t \
+	    >build/fuzz/$$t.log 2>&1; rc=$$?; \
+	  grep -E "^Done|stat::number_of_executed_units|stat::peak_rss" build/fuzz/$$t.log; \
+	  [ $$rc -eq 0 ] || { tail -40 build/fuzz/$$t.log; exit 1; }; \
+	done
+
+$(BUILD)/fuzz_options: tests/fuzz/fuzz_options.c $(CORE_OBJ) $(BIND_OBJ)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(DUEL_CFLAGS) -I$(LUA_INCDIR) -o $@ $^ $(LDLIBS) -lluajit-5.1
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_OBJ)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(DUEL_CFLAGS) -o $@ $^ $(LDLIBS)
+
 bench: all
 	$(LUA) bench/ops.lua
 	$(LUA) bench/conv.lua
 
+# the headline: CycleGAN's default run (Sneaker <-> Ankle boot); outputs in runs/cyclegan-<time>/
 demo: deps
+	@$(MAKE) --no-print-directory all
+	$(LUA) experiments/cyclegan.lua
+
+demo-autograd: deps
 	@$(MAKE) --no-print-directory all
 	$(LUA) experiments/autograd_demo.lua
 
@@ -86,7 +129,7 @@ module: $(MODULE)
 install: $(MODULE)
 	mkdir -p $(LIBDIR)/duel $(LUADIR)/duel
 	cp $(MODULE) $(LIBDIR)/duel/core.so
-	cd lua && find duel -name '*.lua' -exec install -D -m 644 {} $(LUADIR)/{} \;
+	cd lua && find duel \( -name '*.lua' -o -name '*.safetensors' \) -exec install -D -m 644 {} $(LUADIR)/{} \;
 	[ -z "$(BINDIR)" ] || install -D -m 755 bin/duel $(BINDIR)/duel # LuaRocks: BINDIR= (install.bin)
 
 clean:

@@ -100,6 +100,33 @@ duel_tensor *duel_idx_load(const char *path, double scale, double shift, int64_t
                     duel_shape_str(shape, nd), path);
         goto fail;
     }
+    /* all the bytes first, in a buffer that grows as they arrive: a short file cannot make us
+     * allocate (and fill) the 4 bytes a float for every element its header announces */
+    int64_t cap = n < (1 << 20) ? n : (1 << 20), have = 0;
+    chunk = malloc((size_t)cap);
+    while (chunk) {
+        int64_t r = gz_readn(f, chunk + have, cap - have);
+        if (r < 0) break;
+        have += r;
+        if (have < cap || cap == n) break;
+        cap = 2 * cap < n ? 2 * cap : n;
+        uint8_t *grown = realloc(chunk, (size_t)cap);
+        if (!grown) {
+            free(chunk);
+            chunk = NULL;
+        } else {
+            chunk = grown;
+        }
+    }
+    if (!chunk) {
+        duel_seterr(DUEL_ENOMEM, "idx_load: out of memory reading '%s', got %lld bytes", path,
+                    (long long)cap);
+        goto fail;
+    }
+    if (have != n) {
+        read_error(f, path, "data", n, have);
+        goto fail;
+    }
     int64_t oshape[IDX_MAX_DIMS];
     memcpy(oshape, shape, sizeof shape);
     if (pad) {
@@ -113,22 +140,11 @@ duel_tensor *duel_idx_load(const char *path, double scale, double shift, int64_t
     if (pad) duel_fill_(t, pad_value);
     float lut[256]; /* computed in double, rounded once: 255*(2/255)-1 gives exactly 1 */
     for (int v = 0; v < 256; v++) lut[v] = (float)(v * scale + shift);
-    /* one plane (H x W bytes) at a time, so the byte buffer stays small */
-    chunk = malloc((size_t)(H * W));
-    if (!chunk) {
-        duel_seterr(DUEL_ENOMEM, "idx_load: out of memory reading '%s', got %lld bytes", path,
-                    (long long)(H * W));
-        goto fail;
-    }
     for (int64_t p = 0; p < planes; p++) {
-        got = gz_readn(f, chunk, H * W);
-        if (got != H * W) {
-            read_error(f, path, "data", n, got < 0 ? got : p * H * W + got);
-            goto fail;
-        }
+        const uint8_t *in = chunk + p * H * W;
         float *o = t->data + p * OH * OW + pad * OW + pad;
         for (int64_t i = 0; i < H; i++)
-            for (int64_t j = 0; j < W; j++) o[i * OW + j] = lut[chunk[i * W + j]];
+            for (int64_t j = 0; j < W; j++) o[i * OW + j] = lut[in[i * W + j]];
     }
     /* the data must end exactly here; reading on also makes zlib check the stream's CRC */
     uint8_t extra;

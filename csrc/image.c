@@ -82,7 +82,13 @@ static const char *ext_of(const char *path) {
 
 static int sig_format(const uint8_t *b, size_t n) {
     if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return FMT_PNG;
-    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return FMT_JPEG;
+    /* stb_image takes any run of 0xFF fill bytes before the SOI marker, and anything after it,
+     * as a JPEG, whatever the name: such a file must get the JPEG checks, never pass as a TGA */
+    if (n >= 2 && b[0] == 0xFF) {
+        size_t i = 1;
+        while (i < n && b[i] == 0xFF) i++;
+        if (i < n && b[i] == 0xD8) return FMT_JPEG;
+    }
     if (n >= 2 && b[0] == 'B' && b[1] == 'M') return FMT_BMP;
     return FMT_NONE;
 }
@@ -94,10 +100,11 @@ static uint32_t le32(const uint8_t *p) { return le16(p) | le16(p + 2) << 16; }
  * codes that fit in the segment. Debian's stb_image (2022-09) builds a table from the declared
  * counts without that check and writes past its 257-entry array, so a hostile file is stopped
  * here, before stb sees it. */
-static int jpeg_dht_ok(const uint8_t *b, size_t n) {
+static int jpeg_dht_ok(const uint8_t *b, size_t n, uint8_t defined[2][4]) {
     size_t i = 0;
     while (i < n) {
         if (n - i < 17) return 0;
+        if (b[i] >> 4 <= 1 && (b[i] & 15) <= 3) defined[b[i] >> 4][b[i] & 15] = 1;
         size_t codes = 0;
         for (int k = 1; k <= 16; k++) codes += b[i + k];
         if (codes > 256 || codes > n - i - 17) return 0;
@@ -106,11 +113,28 @@ static int jpeg_dht_ok(const uint8_t *b, size_t n) {
     return 1;
 }
 
+/* 1 when every Huffman table a scan (SOS payload b, n bytes) decodes with has been defined.
+ * stb_image keeps its tables in uninitialised memory, so a scan naming a table no DHT defined
+ * would make it index with garbage. DC tables are read by first DC scans (Ss = 0, Ah = 0), AC
+ * tables by scans that reach past the DC term (Se > 0). */
+static int jpeg_sos_ok(const uint8_t *b, size_t n, uint8_t defined[2][4]) {
+    if (n < 1 || n < 1 + 2 * (size_t)b[0] + 3) return 0;
+    size_t ns = b[0];
+    int ss = b[1 + 2 * ns], se = b[2 + 2 * ns], ah = b[3 + 2 * ns] >> 4;
+    for (size_t k = 0; k < ns; k++) {
+        int td = b[2 + 2 * k] >> 4, ta = b[2 + 2 * k] & 15;
+        if (ss == 0 && ah == 0 && (td > 3 || !defined[0][td])) return 0;
+        if (se > 0 && (ta > 3 || !defined[1][ta])) return 0;
+    }
+    return 1;
+}
+
 /* 1 when the JPEG stream reaches its end-of-image marker with sound Huffman tables; 0 when it is
- * truncated, -1 when a table is corrupt. stb_image decodes a truncated scan without complaint
- * (it reads zeros past the end), so truncation is found on the marker structure: segments are
- * skipped by their length, entropy-coded data up to the next marker. */
+ * truncated, -1 when a table is corrupt or missing. stb_image decodes a truncated scan without
+ * complaint (it reads zeros past the end), so truncation is found on the marker structure:
+ * segments are skipped by their length, entropy-coded data up to the next marker. */
 static int jpeg_complete(const uint8_t *b, size_t n) {
+    uint8_t defined[2][4] = {{0}};
     size_t i = 2;
     while (i + 1 < n) {
         if (b[i] != 0xFF) { /* stray bytes between segments: decoders skip them too */
@@ -130,7 +154,8 @@ static int jpeg_complete(const uint8_t *b, size_t n) {
         if (i + 3 >= n) return 0;
         size_t len = (size_t)b[i + 2] << 8 | b[i + 3];
         if (len < 2) return 0;
-        if (m == 0xC4 && (len > n - i - 2 || !jpeg_dht_ok(b + i + 4, len - 2))) return -1;
+        if (m == 0xC4 && (len > n - i - 2 || !jpeg_dht_ok(b + i + 4, len - 2, defined))) return -1;
+        if (m == 0xDA && len <= n - i - 2 && !jpeg_sos_ok(b + i + 4, len - 2, defined)) return -1;
         i += 2 + len;
         if (m == 0xDA) /* start of scan: data runs to a marker other than a stuffed 0 or RSTn */
             while (i + 1 < n && !(b[i] == 0xFF && b[i + 1] != 0x00 && b[i + 1] != 0xFF &&

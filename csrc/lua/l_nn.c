@@ -470,11 +470,14 @@ static int find_kind(const char *name) {
     return -1;
 }
 
+static int add_failed; /* an allocation in l_layer_new failed; duel_errmsg() says why */
+
 static void add(l_layer *m, int buffer, const char *name, const int64_t *shape, int nd, int on) {
     int j = buffer ? m->nb++ : m->np++;
     (buffer ? m->bname : m->pname)[j] = name;
     if (!on) return;
     duel_tensor *t = duel_zeros(shape, nd);
+    if (!t) add_failed = 1;
     if (t && !buffer) t->requires_grad = 1;
     (buffer ? m->b : m->p)[j] = t;
 }
@@ -489,9 +492,12 @@ static int l_layer_new(lua_State *L) {
     lua_setmetatable(L, -2);
     m->kind = kind;
     m->training = 1;
+    add_failed = 0;
     for (int j = 0; j < 16 && lua_istable(L, 2); j++) {
         lua_rawgeti(L, 2, j + 1);
-        if (lua_isnumber(L, -1)) m->i[j] = (int64_t)lua_tonumber(L, -1);
+        /* sizes past 2^62 (or NaN) would be UB to convert; -1 makes their allocation fail */
+        lua_Number v = lua_tonumber(L, -1);
+        if (lua_isnumber(L, -1)) m->i[j] = fabs(v) < 0x1p62 ? (int64_t)v : -1;
         lua_pop(L, 1);
     }
     for (int j = 0; j < 4 && lua_istable(L, 3); j++) {
@@ -549,8 +555,7 @@ static int l_layer_new(lua_State *L) {
     }
     default: break;
     }
-    for (int j = 0; j < m->np; j++)
-        if (!m->p[j] && m->pname[j] && duel_errcode() == DUEL_ENOMEM) return l_error(L);
+    if (add_failed) return l_error(L); /* e.g. a size too large: say so, not a nil weight */
     l_gc_pressure(L);
     return 1;
 }
