@@ -80,6 +80,7 @@ duel.nn = require 'duel.nn'
 duel.image = require 'duel.image'
 duel.data = require 'duel.data'
 duel.gan = require 'duel.gan'
+duel.metrics = require 'duel.metrics'
 local checkpoint = require 'duel.checkpoint' -- safetensors checkpoints and the RNG state
 duel.save, duel.load = checkpoint.save, checkpoint.load
 duel.get_rng_state, duel.set_rng_state = checkpoint.get_rng_state, checkpoint.set_rng_state

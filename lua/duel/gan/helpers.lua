@@ -71,6 +71,22 @@ return function(gan)
     end)
   end
 
+  -- the stored images as one tensor {k,...} (nil while empty), for checkpoints: with it a resumed
+  -- CycleGAN run queries the same history as an uninterrupted one
+  function ImagePool:state_dict()
+    return {size = self.size, images = #self.images > 0 and core.cat(self.images, 1) or nil}
+  end
+
+  function ImagePool:load_state_dict(s)
+    local n = s.images and s.images:size(1) or 0
+    if s.size ~= self.size or n > self.size then
+      U.fail('ImagePool:load_state_dict', 'the state must be of a pool of size %d, got size %s '
+             .. 'with %d images', self.size, tostring(s.size), n)
+    end
+    self.images = {}
+    for i = 1, n do self.images[i] = s.images:narrow(1, i, 1):clone() end
+  end
+
   -- ---- ema_ -----------------------------------------------------------------------------------
   -- gan.ema_(G_ema, G, decay): p_ema = decay p_ema + (1 - decay) p for every parameter, and
   -- buffers (BatchNorm statistics, spectral-norm vectors) copied, in place under no_grad.

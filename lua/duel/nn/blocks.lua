@@ -60,7 +60,9 @@ return function(nn)
         end
       end)
     end
-    return (u:view(1, -1):matmul(wm):matmul(v:view(-1, 1))):view({})
+    -- copies, so a second forward's power iteration (D(real), then D(fake), one backward)
+    -- cannot overwrite what this graph saved, as PyTorch's spectral_norm does
+    return (u:clone():view(1, -1):matmul(wm):matmul(v:clone():view(-1, 1))):view({})
   end
 
   -- the wrapped module run with W / sigma(W) for a given W (forward uses the module's own)
