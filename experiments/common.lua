@@ -119,7 +119,35 @@ end
 
 -- setup(script, defaults, help): parse arg, seed, threads, run folder. Returns opts, run.
 function common.setup(script, defaults, help, argv)
-  local o = common.parse(script, defaults, help or {}, argv or arg)
+  argv = argv or arg
+  -- a resumed run starts from the options it was started with (options.txt, which holds the
+  -- --quick settings too); keys given on the command line again override them
+  local saved_quick
+  for i = 1, #argv - 1 do
+    local f = argv[i] == '--resume' and io.open(argv[i + 1] .. '/options.txt', 'r')
+    if f then
+      local saved = {}
+      for k, v in pairs(defaults) do saved[k] = v end
+      for line in f:lines() do
+        local k, v = line:match('^([%w_]+) = (.*)$')
+        if k and type(defaults[k]) == 'number' then saved[k] = tonumber(v) or defaults[k]
+        elseif k and type(defaults[k]) == 'boolean' then saved[k] = v == 'true'
+        elseif k and defaults[k] ~= nil then saved[k] = v
+        elseif k == 'quick' then saved_quick = v == 'true' end
+      end
+      f:close()
+      defaults = saved
+      break
+    end
+  end
+  local o = common.parse(script, defaults, help or {}, argv)
+  if saved_quick then
+    o.quick = true
+  elseif o.quick and defaults._quick then -- the script's smoke-test settings, under explicit ones
+    local given = {}
+    for _, a in ipairs(argv) do given[(a:match('^%-%-([%w_%-]+)$') or ''):gsub('-', '_')] = true end
+    for k, v in pairs(defaults._quick) do if not given[k] then o[k] = v end end
+  end
   if o.threads then duel.set_num_threads(o.threads) end
   duel.manual_seed(o.seed or 1)
   local dir = o.resume
@@ -239,6 +267,31 @@ function common.loss_curve(run, path)
   end
 end
 
+-- a scatter plot of 2-D point sets drawn into a PNG: layers = {{points {N,2}, {r,g,b}, dot}, ...}
+-- in drawing order, each point a square of `dot` pixels (3); view = {xmin, xmax, ymin, ymax}
+function common.scatter(path, layers, view, size)
+  size = size or 512
+  local px = {}
+  for c = 1, 3 do
+    px[c] = {}
+    for y = 1, size do local row = {} for x = 1, size do row[x] = 1 end px[c][y] = row end
+  end
+  local function put(x, y, col) for c = 1, 3 do px[c][y][x] = col[c] end end
+  for _, i in ipairs{1, size} do for j = 1, size do put(i, j, {0, 0, 0}); put(j, i, {0, 0, 0}) end end
+  for _, layer in ipairs(layers) do
+    local dot = layer[3] or 3
+    for _, p in ipairs(layer[1]:detach():totable()) do
+      local cx = math.floor((p[1] - view[1]) / (view[2] - view[1]) * (size - 1) + 1.5)
+      local cy = math.floor((view[4] - p[2]) / (view[4] - view[3]) * (size - 1) + 1.5)
+      for dy = 0, dot - 1 do for dx = 0, dot - 1 do
+        local x, y = cx + dx - math.floor(dot / 2), cy + dy - math.floor(dot / 2)
+        if x >= 1 and x <= size and y >= 1 and y <= size then put(x, y, layer[2]) end
+      end end
+    end
+  end
+  duel.image.save(path, duel.tensor(px))
+end
+
 -- ---- checkpoints --------------------------------------------------------------------------------
 
 -- state: a nested table of tensors, module state_dicts, optimizer state_dicts and plain values;
@@ -257,6 +310,30 @@ function common.load_checkpoint(run)
   f:close()
   local state = duel.load(path)
   duel._core.set_rng_state(state.rng.seed, state.rng.offset)
+  -- metrics.jsonl keeps the lines up to the checkpoint's step (the steps after it are run again);
+  -- they refill the loss curve's series, and the clock continues from the last line's time
+  local mf, kept = io.open(run.dir .. '/metrics.jsonl', 'r'), {}
+  if mf then
+    for line in mf:lines() do
+      local step = tonumber(line:match('"step":(%d+)'))
+      if step and step <= state.step then
+        kept[#kept + 1] = line
+        if not line:find('"eval":', 1, true) then
+          for k, v in line:gmatch('"([%w_]+)":(-?[%d%.eE%+%-]+)') do
+            if k == 'time' then run.t0 = now() - tonumber(v)
+            elseif k ~= 'step' then
+              run.series[k] = run.series[k] or {}
+              table.insert(run.series[k], {step, tonumber(v)})
+            end
+          end
+        end
+      end
+    end
+    mf:close()
+    mf = assert(io.open(run.dir .. '/metrics.jsonl', 'w'))
+    for _, line in ipairs(kept) do mf:write(line, '\n') end
+    mf:close()
+  end
   return state
 end
 

@@ -16,7 +16,8 @@ T.case('toy_modes: ring8 with 5 modes hit, far and between-mode samples low qual
   pts[#pts + 1] = {0, 0}                                           -- the centre
   pts[#pts + 1] = {spec.means[6][1] + 0.031, spec.means[6][2]}     -- 3.1 std off mode 6
   pts[#pts + 1] = {1.5 * spec.means[7][1], 1.5 * spec.means[7][2]} -- outside the ring
-  pts[#pts + 1] = {(spec.means[7][1] + spec.means[8][1]) / 2, (spec.means[7][2] + spec.means[8][2]) / 2}
+  local m7, m8 = spec.means[7], spec.means[8]
+  pts[#pts + 1] = {(m7[1] + m8[1]) / 2, (m7[2] + m8[2]) / 2}        -- between modes 7 and 8
   local r = M.toy_modes(duel.tensor(pts), 'ring8')
   T.eq(r.modes, 5)
   T.eq(r.n_modes, 8)
@@ -54,7 +55,8 @@ T.case('toy_modes: the real mixtures score 8/8 and 25/25 with about 98.9% high q
 end)
 
 T.case('toy_modes: a custom spec table, NaN samples, errors', function()
-  local r = M.toy_modes(duel.tensor{{0, 0}, {0 / 0, 0}, {10, 10.5}}, {means = {{0, 0}, {10, 10}}, std = 0.2})
+  local r = M.toy_modes(duel.tensor{{0, 0}, {0 / 0, 0}, {10, 10.5}},
+                        {means = {{0, 0}, {10, 10}}, std = 0.2})
   T.eq(r.modes, 2)
   T.ok(math.abs(r.high_quality - 2 / 3) < 1e-12)
   T.raises_exact("metrics.toy_modes: unknown mixture (expected 'ring8' or 'grid25'), got 'ring9'",

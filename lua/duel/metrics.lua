@@ -24,7 +24,9 @@ function metrics.toy_modes(samples, name, opts)
   local spec = name
   if type(name) == 'string' then
     spec = data.toy2d_spec[name]
-    if not spec then fail("%s: unknown mixture (expected 'ring8' or 'grid25'), got '%s'", OP, name) end
+    if not spec then
+      fail("%s: unknown mixture (expected 'ring8' or 'grid25'), got '%s'", OP, name)
+    end
   elseif type(name) ~= 'table' or type(name.means) ~= 'table' or type(name.std) ~= 'number' then
     fail('%s: name must be a mixture name or a {means=, std=} table, got %s', OP, type(name))
   end

@@ -1,0 +1,69 @@
+-- DCGAN (Radford, Metz & Chintala 2015) with soumith/dcgan.torch's recipe (GAN_REFERENCE.md 1.1):
+-- transposed-convolution G with BatchNorm and ReLU, strided-convolution D with LeakyReLU(0.2) and
+-- BatchNorm (not on its first layer), no biases, N(0, 0.02) init, Adam 2e-4 (0.5, 0.999), BCE
+-- with the non-saturating G loss, real and fake in separate D batches.
+--   luajit experiments/dcgan.lua                           Fashion-MNIST 32x32, small nets
+--   luajit experiments/dcgan.lua --feature_matching        G matches D's mean features (Salimans)
+--   luajit experiments/dcgan.lua --minibatch_stddev        D sees the batch's std (Karras 2018)
+--   luajit experiments/dcgan.lua --preset paper --data celeba/    the original 64x64 RGB nets
+local duel = require 'duel'
+local common = require 'experiments.common'
+local zoo = require 'experiments.zoo_models'
+local optim, gan = duel.optim, duel.gan
+
+local defaults, help = zoo.options({
+  preset = 'fashion', data = '', load_size = 96, steps = 2000, lr = 2e-4, beta1 = 0.5,
+  feature_matching = false, minibatch_stddev = false,
+}, {
+  preset = "'fashion' (1x32x32 Fashion-MNIST) or 'paper' (3x64x64, ngf = ndf = 64, --data)",
+  data = 'paper preset: an image folder (duel.data.ImageFolder)',
+  load_size = 'paper preset: resize to this, then a random 64x64 crop and a flip',
+  lr = 'Adam learning rate', beta1 = 'Adam beta1',
+  feature_matching = "G minimises the squared gap between D's mean features on real and fake",
+  minibatch_stddev = "append the batch's feature std as a channel before D's last layer",
+})
+local o, run = common.setup('dcgan', defaults, help)
+
+local G, D, images
+if o.preset == 'paper' then
+  if o.data == '' then error('dcgan: --preset paper needs --data <image folder>, got none', 0) end
+  if o.ngf == defaults.ngf then o.ngf, o.ndf = 64, 64 end
+  G = zoo.G64(o.nz, o.ngf)
+  D = zoo.D64(o.ndf, {stddev = o.minibatch_stddev})
+  images = duel.data.ImageFolder(o.data, {size = o.load_size, crop = 64, flip = true,
+                                           labels = false})
+elseif o.preset == 'fashion' then
+  G = zoo.G32(o.nz, o.ngf)
+  D = zoo.D32(o.ndf, {stddev = o.minibatch_stddev})
+  images = zoo.fashion(o)
+else
+  error(("dcgan: --preset must be 'fashion' or 'paper', got '%s'"):format(o.preset), 0)
+end
+print(G); print(D)
+local oG = optim.Adam(G, {lr = o.lr, betas = {o.beta1, 0.999}})
+local oD = optim.Adam(D, {lr = o.lr, betas = {o.beta1, 0.999}})
+
+local tr = zoo.Trainer(run, o, {state = {G = G, D = D, oG = oG, oD = oD}, G = G, nz = o.nz,
+                                data = images})
+for step in tr:steps() do
+  local real = tr:batch()
+  local fake = G(tr:noise())
+  -- D: BCE(D(x), 1) + BCE(D(G(z)), 0), each batch through D on its own (its own BN statistics)
+  oD:zero_grad()
+  local ld = gan.d_loss('nonsaturating', D(real), D(fake:detach()))
+  ld:backward()
+  oD:step()
+  -- G: BCE(D(G(z)), 1), or feature matching on D's last hidden layer
+  oG:zero_grad()
+  local lg
+  if o.feature_matching then
+    local f_real = duel.no_grad(function() return D.body(real) end)
+    lg = gan.feature_matching(f_real, D.body(fake))
+  else
+    lg = gan.g_loss('nonsaturating', D(fake))
+  end
+  lg:backward()
+  oG:step()
+  tr:log(step, {d_loss = ld:item(), g_loss = lg:item()})
+end
+tr:finish()

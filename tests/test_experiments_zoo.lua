@@ -1,0 +1,167 @@
+-- The GAN zoo scripts (experiments/toy2d, dcgan, wgan, wgan_gp, lsgan, sngan, fgan, r3gan): each
+-- runs with --quick into a temporary folder and writes its samples, metrics.jsonl, loss curve and
+-- a checkpoint holding G, D and the step; toy2d stopped with --stop_at and resumed logs the same
+-- losses, bit for bit, as an uninterrupted run.
+local T = require 'tests.harness'
+local duel = require 'duel'
+
+local tmp = os.tmpname()
+os.remove(tmp)
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- runs a script (from the checkout root, with this process's DUEL_CPATH); returns output, rc, dir
+local function run(script, args)
+  local p = io.popen(('luajit experiments/%s.lua --out %s %s 2>&1; echo "rc=$?"')
+                     :format(script, q(tmp), args or ''))
+  local out = p:read('*a')
+  p:close()
+  local dir = out:match('^' .. script .. ': (%S+)')
+  return out, tonumber(out:match('rc=(%d+)%s*$')), dir
+end
+
+local function exists(path)
+  local f = io.open(path, 'rb')
+  if not f then return false end
+  local n = f:seek('end')
+  f:close()
+  return n > 0
+end
+
+local function metric_lines(dir, with_time)
+  local lines = {}
+  for line in io.lines(dir .. '/metrics.jsonl') do
+    if not line:find('"eval":', 1, true) then
+      lines[#lines + 1] = with_time and line or line:gsub(',?"time":[^,}]+', '')
+    end
+  end
+  return lines
+end
+
+-- a quick run: exit 0, the files, a checkpoint at the last step that loads into the nets
+local function check_run(script, args, steps, extra_files)
+  local out, rc, dir = run(script, args)
+  T.eq(rc, 0, out)
+  T.ok(dir, out)
+  for _, f in ipairs{'options.txt', 'metrics.jsonl', 'loss.png', 'samples_final.png',
+                     'checkpoint.safetensors'} do
+    T.ok(exists(dir .. '/' .. f), script .. ': no ' .. f .. '\n' .. out)
+  end
+  for _, f in ipairs(extra_files or {}) do T.ok(exists(dir .. '/' .. f), script .. ': no ' .. f) end
+  local lines = metric_lines(dir)
+  T.eq(#lines, steps, script .. ' metrics lines')
+  T.ok(lines[#lines]:find('"step":' .. steps, 1, true), lines[#lines])
+  local ck = duel.load(dir .. '/checkpoint.safetensors')
+  T.eq(ck.step, steps)
+  T.ok(type(ck.G) == 'table' and type(ck.D) == 'table' and type(ck.oG) == 'table', script)
+  local img = duel.image.load(dir .. '/samples_final.png')
+  return out, dir, img, ck
+end
+
+T.case('toy2d --quick: scatter plots, mode counts, checkpoint; f-GAN, WGAN-GP variants', function()
+  local out, dir, img = check_run('toy2d', '--quick', 6, {'samples_000003.png'})
+  T.eq(img:size(), {3, 512, 512})
+  T.ok(out:find('toy2d ring8 relativistic/r1r2: %d of 8 modes'), out)
+  local evals = 0
+  for line in io.lines(dir .. '/metrics.jsonl') do
+    if line:find('"eval":"toy_modes"', 1, true) then evals = evals + 1 end
+  end
+  T.eq(evals, 2) -- step 3 and the final count
+  out = check_run('toy2d', '--quick --data grid25 --loss fgan:pearson --penalty none', 6)
+  T.ok(out:find('of 25 modes', 1, true), out)
+  check_run('toy2d', '--quick --loss wgan --penalty gp --n_critic 2 --steps 3', 3)
+end)
+
+T.case('toy2d: --stop_at then --resume logs the same losses as an uninterrupted run', function()
+  local _, rc1, dir = run('toy2d', '--quick --loss nonsaturating --penalty r1 --stop_at 3')
+  T.eq(rc1, 0)
+  T.eq(#metric_lines(dir), 3)
+  local out2, rc2 = run('toy2d', '--resume ' .. q(dir))
+  T.eq(rc2, 0, out2)
+  T.ok(out2:find('resumed at step 3', 1, true), out2)
+  local _, rc3, ref = run('toy2d', '--quick --loss nonsaturating --penalty r1')
+  T.eq(rc3, 0)
+  local a, b = metric_lines(dir), metric_lines(ref)
+  T.eq(#a, 6)
+  for i = 1, 6 do T.eq(a[i], b[i], 'metrics line ' .. i) end
+  local ca = duel.load(dir .. '/checkpoint.safetensors')
+  local cb = duel.load(ref .. '/checkpoint.safetensors')
+  T.eq(ca.step, 6)
+  T.close(ca.G['5.weight'], cb.G['5.weight'], 0)
+  T.close(ca.oD.state[1].exp_avg_sq, cb.oD.state[1].exp_avg_sq, 0)
+end)
+
+T.case('dcgan --quick: grids, interpolation strip; feature matching + minibatch stddev', function()
+  local _, _, img = check_run('dcgan', '--quick', 4, {'samples_000002.png', 'interpolation.png'})
+  T.eq(img:size(), {1, 8 * 34 + 2, 8 * 34 + 2}) -- 64 samples of 32x32, 8 a row, padding 2
+  local _, dir = check_run('dcgan', '--quick --feature_matching --minibatch_stddev --steps 2', 2)
+  T.eq(duel.image.load(dir .. '/interpolation.png'):size(), {1, 8 * 34 + 2, 10 * 34 + 2})
+end)
+
+T.case('dcgan: a resume in the middle of an epoch draws the same batches and losses', function()
+  -- 256 images in batches of 100: 2 batches an epoch, so step 4 is in epoch 2, stop after 3
+  local _, rc1, dir = run('dcgan', '--quick --batch 100 --stop_at 3')
+  T.eq(rc1, 0)
+  local out2, rc2 = run('dcgan', '--resume ' .. q(dir))
+  T.eq(rc2, 0, out2)
+  local _, rc3, ref = run('dcgan', '--quick --batch 100')
+  T.eq(rc3, 0)
+  local a, b = metric_lines(dir), metric_lines(ref)
+  T.eq(#a, 4)
+  for i = 1, 4 do T.eq(a[i], b[i], 'metrics line ' .. i) end
+  T.close(duel.load(dir .. '/checkpoint.safetensors').G['2.weight'],
+          duel.load(ref .. '/checkpoint.safetensors').G['2.weight'], 0)
+end)
+
+T.case('dcgan --preset paper: the 64x64 RGB nets on an image folder', function()
+  local folder = tmp .. '/faces'
+  local mkdir = require('duel.core')._data.mkdir
+  mkdir(tmp)
+  mkdir(folder)
+  duel.manual_seed(5)
+  for i = 1, 6 do duel.image.save(('%s/%d.png'):format(folder, i), duel.rand(3, 40, 48)) end
+  local out = check_run('dcgan', '--quick --preset paper --data ' .. q(folder)
+    .. ' --ngf 4 --ndf 4 --batch 2 --steps 2 --load_size 72', 2)
+  T.ok(out:find('ConvTranspose2d(32->16, k4, s2, p1, no bias)', 1, true), out) -- 8*ngf first
+end)
+
+for _, c in ipairs{
+  {'wgan', '--quick', 4}, {'wgan_gp', '--quick', 4}, {'lsgan', '--quick', 4},
+  {'sngan', '--quick', 4}, {'r3gan', '--quick', 4},
+  {'fgan', '--quick --divergence kl --steps 3', 3},
+} do
+  T.case(c[1] .. ' --quick: samples, metrics, checkpoint', function()
+    check_run(c[1], c[2], c[3], {'interpolation.png'})
+  end)
+end
+
+T.case('scripts: --help lists the options; a bad option value is an error naming it', function()
+  local out, rc = run('wgan_gp', '--help')
+  T.eq(rc, 0)
+  T.ok(out:find('--lambda', 1, true) and out:find('--n_critic', 1, true), out)
+  out, rc = run('toy2d', '--loss nope')
+  T.ok(rc ~= 0)
+  T.ok(out:find('toy2d: unknown --loss (see --help), got nope', 1, true), out)
+  out, rc = run('fgan', '--divergence tv')
+  T.ok(rc ~= 0 and out:find('fgan: --divergence must be', 1, true), out)
+end)
+
+-- a library fix the SN-GAN script needs: two training-mode forwards of a spectral-normalised
+-- layer (D(real), D(fake)) before one backward must not invalidate the first forward's graph
+T.case('spectral_norm: two forwards in one graph backpropagate', function()
+  duel.manual_seed(2)
+  local m = duel.nn.spectral_norm(duel.nn.Linear(3, 2))
+  local w, x = m.module.weight, duel.randn(4, 3)
+  local u0, v0 = m.weight_u:clone(), m.weight_v:clone()
+  local g = duel.autograd.grad(m(x):pow(2):sum() + m(x):pow(2):sum(), w)[1]
+  -- the same gradient taken one forward at a time from the same u, v
+  m.weight_u:copy_(u0); m.weight_v:copy_(v0)
+  local g1 = duel.autograd.grad(m(x):pow(2):sum(), w)[1]
+  local g2 = duel.autograd.grad(m(x):pow(2):sum(), w)[1]
+  T.ok(g:abs():sum():item() > 0)
+  T.close(g, g1 + g2, 1e-5)
+end)
+
+T.case('cleanup: the temporary run folders are removed', function()
+  os.execute('rm -rf ' .. q(tmp))
+  T.ok(not io.open(tmp .. '/faces/1.png', 'rb'))
+end)
