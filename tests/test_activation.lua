@@ -111,7 +111,7 @@ T.case('softplus: errors', function()
   local x = duel.zeros(2)
   T.raises_exact('softplus: beta must be positive and finite, got 0', function() F.softplus(x, 0) end)
   T.raises_exact('softplus: beta must be positive and finite, got -1', function() F.softplus(x, {beta = -1}) end)
-  T.raises_exact('softplus: unknown option (expected beta, threshold), got betta',
+  T.raises_exact("softplus: unknown option (expected beta, threshold), got 'betta'",
     function() F.softplus(x, {betta = 2}) end)
   T.raises_exact("softplus: option 'threshold' must be a number, got string",
     function() F.softplus(x, {threshold = 'x'}) end)

@@ -36,31 +36,13 @@ static float optfield_num(lua_State *L, int idx, const char *key, double dflt, c
     return (float)v;
 }
 
-/* reject keys outside `known` (NULL-terminated), so that a misspelt option is not ignored */
-static void check_keys(lua_State *L, int idx, const char *const *known, const char *op,
-                       const char *expected) {
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        int ok = 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            for (const char *const *k = known; *k && !ok; k++)
-                ok = !strcmp(*k, lua_tostring(L, -2));
-        if (!ok) {
-            lua_pushvalue(L, -2);
-            luaL_error(L, "%s: unknown option (expected %s), got %s", op, expected,
-                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : l_typename(L, -1));
-        }
-        lua_pop(L, 1);
-    }
-}
-
 /* F.softplus(x, {beta=1, threshold=20}) or F.softplus(x, beta, threshold) */
 static int l_softplus(lua_State *L) {
     duel_tensor *x = l_checktensor(L, 1, "softplus");
     float beta, threshold;
     if (lua_type(L, 2) == LUA_TTABLE) {
         static const char *const known[] = {"beta", "threshold", NULL};
-        check_keys(L, 2, known, "softplus", "beta, threshold");
+        l_check_options(L, 2, "softplus", known, "beta, threshold");
         beta = optfield_num(L, 2, "beta", 1.0, "softplus");
         threshold = optfield_num(L, 2, "threshold", 20.0, "softplus");
     } else {

@@ -5,24 +5,6 @@
 #include <math.h>
 #include <string.h>
 
-/* Every key of the options table at idx must be one of `keys` (NULL-terminated): a typo such as
- * `strides` would otherwise be ignored silently. */
-static void check_keys(lua_State *L, int idx, const char *op, const char *const *keys,
-                       const char *list) {
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int known = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (int i = 0; keys[i] && !known; i++) known = !strcmp(keys[i], lua_tostring(L, -1));
-        if (!known) {
-            const char *k =
-                lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : l_typename(L, -1);
-            luaL_error(L, "%s: unknown option (expected %s), got '%s'", op, list, k);
-        }
-    }
-}
-
 /* a whole number >= lo at stack index at; what names it in messages */
 static int64_t check_size(lua_State *L, int at, int64_t lo, const char *op, const char *what) {
     if (lua_type(L, at) != LUA_TNUMBER)
@@ -68,7 +50,7 @@ static int opts_index(lua_State *L, int idx, const char *op, const char *const *
     if (lua_isnoneornil(L, idx)) return 0;
     if (!lua_istable(L, idx))
         luaL_error(L, "%s: options must be a table, got %s", op, l_typename(L, idx));
-    check_keys(L, idx, op, keys, list);
+    l_check_options(L, idx, op, keys, list);
     return idx;
 }
 

@@ -3,30 +3,6 @@
 #include <math.h>
 #include <string.h>
 
-/* The options table at idx may be absent or nil; otherwise a table whose keys are all in
- * `allowed` (a typo such as {mometum=0.9} must not be ignored silently). */
-static int opts_table(lua_State *L, int idx, const char *op, const char *const *allowed,
-                      const char *list) {
-    if (lua_isnoneornil(L, idx)) return 0;
-    if (!lua_istable(L, idx))
-        luaL_error(L, "%s: options must be a table, got %s", op, l_typename(L, idx));
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (const char *const *a = allowed; *a && !ok; a++)
-                ok = !strcmp(*a, lua_tostring(L, -1));
-        if (!ok) {
-            lua_pushvalue(L, -1); /* a copy: lua_tostring must not convert the traversal key */
-            const char *k = lua_tostring(L, -1);
-            luaL_error(L, "%s: unknown option (expected %s), got %s%s%s", op, list,
-                       k ? "'" : "", k ? k : l_typename(L, -1), k ? "'" : "");
-        }
-    }
-    return idx;
-}
-
 static double opt_number(lua_State *L, int idx, const char *key, double dflt, const char *op) {
     if (!idx) return dflt;
     lua_getfield(L, idx, key);
@@ -51,7 +27,7 @@ static int l_batch_norm(lua_State *L) {
     duel_tensor *x = l_checktensor(L, 1, op);
     duel_tensor *rm = l_opttensor(L, 2, op), *rv = l_opttensor(L, 3, op);
     duel_tensor *w = l_opttensor(L, 4, op), *b = l_opttensor(L, 5, op);
-    int o = opts_table(L, 6, op, keys, "training, momentum or eps");
+    int o = l_check_options(L, 6, op, keys, "training, momentum or eps");
     int training = l_optfield_bool(L, o, "training", 1, op);
     float momentum = (float)opt_number(L, o, "momentum", 0.1, op), eps = opt_eps(L, o, op);
     l_newslot(L);
@@ -64,7 +40,7 @@ static int l_instance_norm(lua_State *L) {
     const char *op = "instance_norm";
     duel_tensor *x = l_checktensor(L, 1, op);
     duel_tensor *w = l_opttensor(L, 2, op), *b = l_opttensor(L, 3, op);
-    float eps = opt_eps(L, opts_table(L, 4, op, keys, "eps"), op);
+    float eps = opt_eps(L, l_check_options(L, 4, op, keys, "eps"), op);
     l_newslot(L);
     return l_finish(L, duel_instance_norm(x, w, b, eps));
 }
@@ -94,7 +70,7 @@ static int l_layer_norm(lua_State *L) {
                              "got %s", op, duel_shape_str(x->shape, x->ndim),
                           duel_shape_str(shape, n));
     duel_tensor *w = l_opttensor(L, 3, op), *b = l_opttensor(L, 4, op);
-    float eps = opt_eps(L, opts_table(L, 5, op, keys, "eps"), op);
+    float eps = opt_eps(L, l_check_options(L, 5, op, keys, "eps"), op);
     l_newslot(L);
     return l_finish(L, duel_layer_norm(x, n, w, b, eps));
 }
@@ -105,7 +81,7 @@ static int l_adain(lua_State *L) {
     const char *op = "adain";
     duel_tensor *x = l_checktensor(L, 1, op);
     duel_tensor *s = l_opttensor(L, 2, op), *b = l_opttensor(L, 3, op);
-    float eps = opt_eps(L, opts_table(L, 4, op, keys, "eps"), op);
+    float eps = opt_eps(L, l_check_options(L, 4, op, keys, "eps"), op);
     l_newslot(L);
     return l_finish(L, duel_adain(x, s, b, eps));
 }

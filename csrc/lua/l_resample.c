@@ -3,29 +3,6 @@
 #include <math.h>
 #include <string.h>
 
-/* The options table at idx may be absent or nil; otherwise every key must be in `allowed`. */
-static int opts_table(lua_State *L, int idx, const char *op, const char *const *allowed,
-                      const char *list) {
-    if (lua_isnoneornil(L, idx)) return 0;
-    if (!lua_istable(L, idx))
-        luaL_error(L, "%s: options must be a table, got %s", op, l_typename(L, idx));
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        int ok = 0;
-        if (lua_type(L, -1) == LUA_TSTRING)
-            for (const char *const *a = allowed; *a && !ok; a++)
-                ok = !strcmp(*a, lua_tostring(L, -1));
-        if (!ok) {
-            lua_pushvalue(L, -1); /* a copy: lua_tostring must not convert the traversal key */
-            const char *k = lua_tostring(L, -1);
-            luaL_error(L, "%s: unknown option (expected %s), got %s%s%s", op, list,
-                       k ? "'" : "", k ? k : l_typename(L, -1), k ? "'" : "");
-        }
-    }
-    return idx;
-}
-
 /* option `mode` (a string) as an index into names, dflt when absent */
 static int opt_mode(lua_State *L, int opts, const char *op, const char *const *names, int dflt,
                     const char *expected) {
@@ -65,7 +42,7 @@ static int l_pad(lua_State *L) {
         return luaL_error(L, "pad: padding must be a number or a table {left,right,top,bottom}, "
                              "got %s", l_typename(L, 2));
     }
-    int o = opts_table(L, 3, "pad", keys, "mode");
+    int o = l_check_options(L, 3, "pad", keys, "mode");
     int mode = opt_mode(L, o, "pad", modes, DUEL_PAD_ZERO, "'zero', 'reflect' or 'replicate'");
     l_newslot(L);
     return l_finish(L, duel_pad2d(x, p, mode));
@@ -96,7 +73,7 @@ static int l_upsample(lua_State *L) {
     if (lua_type(L, 2) == LUA_TNUMBER) {
         sh = sw = check_scale(L, 2);
     } else {
-        int o = opts_table(L, 2, "upsample", keys, "scale or mode");
+        int o = l_check_options(L, 2, "upsample", keys, "scale or mode");
         mode = opt_mode(L, o, "upsample", modes, DUEL_UP_NEAREST, "'nearest' or 'bilinear'");
         if (o) {
             lua_getfield(L, o, "scale");

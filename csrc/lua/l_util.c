@@ -182,3 +182,25 @@ int l_checkshape(lua_State *L, int idx, int64_t *shape, const char *op, int allo
     }
     return n;
 }
+
+int l_check_options(lua_State *L, int idx, const char *op, const char *const *keys,
+                    const char *list) {
+    if (idx == 0 || lua_isnoneornil(L, idx)) return 0;
+    if (!lua_istable(L, idx))
+        luaL_error(L, "%s: options must be a table, got %s", op, l_typename(L, idx));
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int known = 0;
+        if (lua_type(L, -1) == LUA_TSTRING) /* lua_tostring only on strings: no key conversion */
+            for (int i = 0; keys[i] && !known; i++) known = !strcmp(keys[i], lua_tostring(L, -1));
+        if (!known) {
+            if (lua_type(L, -1) == LUA_TSTRING)
+                luaL_error(L, "%s: unknown option (expected %s), got '%s'", op, list,
+                           lua_tostring(L, -1));
+            luaL_error(L, "%s: unknown option (expected %s), got a %s key", op, list,
+                       l_typename(L, -1));
+        }
+    }
+    return idx;
+}

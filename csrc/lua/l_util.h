@@ -40,6 +40,11 @@ int64_t l_checkint(lua_State *L, int idx, const char *op, const char *what);
 int l_optbool(lua_State *L, int idx, int dflt, const char *op, const char *what);
 /* option tables: field of the table at idx (absent or nil -> default) */
 int l_optfield_bool(lua_State *L, int idx, const char *key, int dflt, const char *op);
+/* The options table at idx: absent or nil gives 0; otherwise every key must be one of `keys`
+ * (NULL-terminated; `list` names them in the message), so that a typo such as {strid=2} is an
+ * error rather than silently ignored. Returns idx. */
+int l_check_options(lua_State *L, int idx, const char *op, const char *const *keys,
+                    const char *list);
 const char *l_typename(lua_State *L, int idx);
 void l_gc_pressure(lua_State *L);
 
