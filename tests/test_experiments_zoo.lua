@@ -134,6 +134,23 @@ for _, c in ipairs{
   end)
 end
 
+-- with the JS row and the alternative G update, the f-GAN losses are the BCE losses minus
+-- constants (docs/gan.md), so fgan.lua trains exactly what dcgan.lua trains
+T.case('fgan --divergence js is dcgan bit for bit (same seed, same gradients)', function()
+  local _, dir_f = check_run('fgan', '--quick --divergence js', 4)
+  local _, dir_d = check_run('dcgan', '--quick', 4)
+  local f = duel.load(dir_f .. '/checkpoint.safetensors')
+  local d = duel.load(dir_d .. '/checkpoint.safetensors')
+  T.close(f.G['11.weight'], d.G['11.weight'], 0)
+  T.close(f.D['body.1.weight'], d.D['body.1.weight'], 0)
+  local a, b = metric_lines(dir_f)[4], metric_lines(dir_d)[4]
+  -- D: -F = BCE - 2 log 2; G: -g_f = non-saturating - log 2
+  local fd, fg = tonumber(a:match('"d_loss":([^,}]+)')), tonumber(a:match('"g_loss":([^,}]+)'))
+  local dd, dg = tonumber(b:match('"d_loss":([^,}]+)')), tonumber(b:match('"g_loss":([^,}]+)'))
+  T.ok(math.abs(fd - (dd - 2 * math.log(2))) < 1e-5, a .. ' vs ' .. b)
+  T.ok(math.abs(fg - (dg - math.log(2))) < 1e-5, a .. ' vs ' .. b)
+end)
+
 T.case('scripts: --help lists the options; a bad option value is an error naming it', function()
   local out, rc = run('wgan_gp', '--help')
   T.eq(rc, 0)
