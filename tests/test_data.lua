@@ -601,7 +601,8 @@ end)
 T.case('DataLoader: the next batch decodes in the background while the step runs', function()
   local dir = tmpdir()
   duel.manual_seed(3)
-  for i = 1, 12 do I.save(('%s/%02d.png'):format(dir, i), duel.rand(3, 192, 192)) end
+  -- images large enough that decoding, not the fixed cost of handing a batch over, dominates
+  for i = 1, 12 do I.save(("%s/%02d.png"):format(dir, i), duel.rand(3, 512, 512)) end
   local ds = D.ImageFolder(dir, {size = 96})
   local opts = {batch = 4, shuffle = false}
   -- decode time of one batch on the Lua thread
