@@ -25,7 +25,7 @@ BIND_OBJ = $(BIND_SRC:%.c=$(BUILD)/obj/%.o)
 MODULE = lua/duel/core.so
 TEST_CORE = $(BUILD)/test_core
 
-.PHONY: all deps test check valgrind fuzz bench demo demo-autograd module install clean
+.PHONY: all deps test check valgrind fuzz bench bench-compare demo demo-autograd module install clean
 
 all: $(MODULE) $(TEST_CORE)
 
@@ -113,6 +113,10 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_OBJ)
 bench: all
 	$(LUA) bench/ops.lua
 	$(LUA) bench/conv.lua
+
+# duel vs PyTorch training steps, sides alternating (bench/compare.lua: BENCH_ROUNDS, BENCH_CASES)
+bench-compare: all
+	$(LUA) bench/compare.lua
 
 # the headline: CycleGAN's default run (Sneaker <-> Ankle boot); outputs in runs/cyclegan-<time>/
 demo: deps
