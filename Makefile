@@ -13,7 +13,8 @@ BINDIR ?= /usr/local/bin
 BUILD ?= build
 
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
-DEPS = gcc make luajit libluajit-5.1-dev luarocks libopenblas-dev libstb-dev zlib1g-dev dataset-fashion-mnist libedit2 bsdutils
+DEPS = gcc make luajit libluajit-5.1-dev luarocks libopenblas-dev libstb-dev zlib1g-dev dataset-fashion-mnist libedit2 bsdutils \
+  libopenmpi-dev openmpi-bin
 
 # every op family is one file in csrc/ops/, every binding family one file in csrc/lua/
 CORE_SRC = $(wildcard csrc/*.c csrc/ops/*.c)
@@ -25,9 +26,17 @@ BIND_OBJ = $(BIND_SRC:%.c=$(BUILD)/obj/%.o)
 MODULE = lua/duel/core.so
 TEST_CORE = $(BUILD)/test_core
 
-.PHONY: all deps test check valgrind fuzz bench bench-compare demo demo-autograd module install clean
+# duel.mpi, the optional MPI backend of duel.dist (csrc/mpi/): built beside the core module when
+# pkg-config knows OpenMPI (libopenmpi-dev, which has mpi.h); without it duel.dist runs as one
+# process. It links the core from its own folder (rpath $ORIGIN), so both share one core.
+MPI_CFLAGS ?= $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS ?= $(shell pkg-config --libs ompi-c 2>/dev/null)
+MPI_MODULE = $(dir $(MODULE))mpi.so
+MPI_TARGET = $(if $(MPI_LIBS),$(MPI_MODULE))
 
-all: $(MODULE) $(TEST_CORE)
+.PHONY: all deps test check valgrind fuzz bench bench-compare demo demo-autograd module mpi install clean
+
+all: $(MODULE) $(TEST_CORE) $(MPI_TARGET)
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -36,6 +45,12 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 $(MODULE): $(CORE_OBJ) $(BIND_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAG) $(CFLAGS) -fopenmp -Wl,-z,nodelete -o $@ $^ $(LDLIBS)
+
+$(MPI_MODULE): csrc/mpi/l_mpi.c csrc/duel.h $(MODULE)
+	$(CC) $(LIBFLAG) $(CFLAGS) $(DUEL_CFLAGS) -I$(LUA_INCDIR) $(MPI_CFLAGS) -o $@ $< \
+	  -L$(dir $(MODULE)) -l:$(notdir $(MODULE)) -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete $(MPI_LIBS)
+
+mpi: $(MPI_MODULE)
 
 $(TEST_CORE): tests/c/test_core.c $(CORE_OBJ)
 	$(CC) $(CFLAGS) $(DUEL_CFLAGS) -o $@ $^ $(LDLIBS)
@@ -65,7 +80,8 @@ build/asan/obj/csrc/image.o: override CFLAGS += -fno-sanitize=shift-base
 check: deps
 	@mkdir -p build/asan/duel
 	@$(MAKE) --no-print-directory BUILD=build/asan MODULE=build/asan/duel/core.so \
-	  CFLAGS="$(ASAN_FLAGS) -fPIC" build/asan/duel/core.so build/asan/test_core
+	  CFLAGS="$(ASAN_FLAGS) -fPIC" build/asan/duel/core.so build/asan/test_core \
+	  $(if $(MPI_LIBS),build/asan/duel/mpi.so)
 	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -128,13 +144,14 @@ demo-autograd: deps
 	$(LUA) experiments/autograd_demo.lua
 
 # the Lua module alone (what `luarocks make` builds: build_target = "module")
-module: $(MODULE)
+module: $(MODULE) $(MPI_TARGET)
 
-install: $(MODULE)
+install: $(MODULE) $(MPI_TARGET)
 	mkdir -p $(LIBDIR)/duel $(LUADIR)/duel
 	cp $(MODULE) $(LIBDIR)/duel/core.so
+	[ -z "$(MPI_TARGET)" ] || cp $(MPI_MODULE) $(LIBDIR)/duel/mpi.so
 	cd lua && find duel \( -name '*.lua' -o -name '*.safetensors' \) -exec install -D -m 644 {} $(LUADIR)/{} \;
 	[ -z "$(BINDIR)" ] || install -D -m 755 bin/duel $(BINDIR)/duel # LuaRocks: BINDIR= (install.bin)
 
 clean:
-	rm -rf build $(MODULE)
+	rm -rf build $(MODULE) $(MPI_MODULE)

@@ -145,6 +145,10 @@ int duel_grad(duel_tensor **roots, duel_tensor **grad_outputs, int nroots, duel_
 const char *duel_op_name(const duel_tensor *t); /* NULL for leaves */
 /* The registry of differentiable ops, for the gradcheck coverage test. */
 const duel_opdef *const *duel_registry(int *n);
+/* For modules outside the core (duel.mpi): record y = op(srcs) as a graph node, a no-op unless
+ * grad mode is on and a src needs grad. Takes new references to the sources; op (static) must
+ * outlive the nodes. Its backward follows the duel_backward_fn contract above. */
+int duel_record(duel_tensor *y, const duel_opdef *op, duel_tensor **srcs, int n);
 
 /* ---- views (share storage; differentiable) ------------------------------------------------- */
 duel_tensor *duel_view(duel_tensor *x, const int64_t *shape, int ndim); /* one -1 allowed */
