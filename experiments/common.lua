@@ -32,6 +32,8 @@ local function usage(script, defaults, help)
   end
   lines[#lines + 1] = '  --quick                           a few steps, for smoke tests'
   lines[#lines + 1] = '  --resume <run dir>                continue a run exactly where it stopped'
+  lines[#lines + 1] = '  --dist                            data-parallel over the ranks of mpirun (docs/distributed.md)'
+  lines[#lines + 1] = '  --sync_bn                         with --dist: BatchNorm statistics over the global batch'
   lines[#lines + 1] = '  --help                            this text'
   return table.concat(lines, '\n')
 end
@@ -52,8 +54,8 @@ function common.parse(script, defaults, help, argv)
     if key == 'help' then
       print(usage(script, defaults, help))
       os.exit(0)
-    elseif key == 'quick' then
-      o.quick = true
+    elseif key == 'quick' or ((key == 'dist' or key == 'sync_bn') and defaults[key] == nil) then
+      o[key] = true
     elseif key == 'resume' then
       o.resume = argv[i + 1] or error('options: --resume needs a run folder, got nothing', 0)
       i = i + 1
@@ -148,21 +150,24 @@ function common.setup(script, defaults, help, argv)
     for _, a in ipairs(argv) do given[(a:match('^%-%-([%w_%-]+)$') or ''):gsub('-', '_')] = true end
     for k, v in pairs(defaults._quick) do if not given[k] then o[k] = v end end
   end
+  -- --dist: MPI data parallelism (experiments/dist_run.lua); rank r draws noise from seed + r
+  local rank = o.dist and require('experiments.dist_run').start(common, o) or 0
   if o.threads then duel.set_num_threads(o.threads) end
-  duel.manual_seed(o.seed or 1)
+  duel.manual_seed((o.seed or 1) + rank)
   local dir = o.resume
   if not dir then
     dir = ('%s/%s-%s'):format(o.out or 'runs', script, os.date('%Y%m%d-%H%M%S'))
     local base, n = dir, 1
     while io.open(dir .. '/options.txt', 'r') do n = n + 1; dir = base .. '-' .. n end
-    mkdir_p(dir)
+    if rank == 0 then mkdir_p(dir) end
+    if o.dist then dir = require('duel.dist').broadcast_string(dir, 0) end -- rank 0's name
   end
   local run = {dir = dir, script = script, opts = o, t0 = now(), series = {}}
   local lines = {}
   for _, k in ipairs(sorted_keys(o)) do lines[#lines + 1] = ('%s = %s'):format(k, tostring(o[k])) end
   print(('%s: %s'):format(script, dir))
   print(table.concat(lines, '\n'))
-  if not o.resume then
+  if not o.resume and rank == 0 then
     local f = assert(io.open(dir .. '/options.txt', 'w'))
     f:write(table.concat(lines, '\n'), '\n')
     f:close()

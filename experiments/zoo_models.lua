@@ -122,6 +122,12 @@ function zoo.Trainer(run, o, spec)
   if spec.data then
     tr.loader = duel.data.DataLoader(spec.data, {batch = o.batch, seed = o.seed, workers = 1})
   end
+  if o.dist then -- every rank starts from rank 0's modules, copies no optimizer holds included
+    local names = {}
+    for k, v in pairs(spec.state) do if duel.nn.Module.is_module(v) then names[#names + 1] = k end end
+    table.sort(names)
+    for _, k in ipairs(names) do require('duel.dist').broadcast_module_(spec.state[k]) end
+  end
   if o.resume then
     local ck = common.load_checkpoint(run)
     for name, obj in pairs(spec.state) do obj:load_state_dict(ck[name]) end
