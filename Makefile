@@ -34,7 +34,7 @@ MPI_LIBS ?= $(shell pkg-config --libs ompi-c 2>/dev/null)
 MPI_MODULE = $(dir $(MODULE))mpi.so
 MPI_TARGET = $(if $(MPI_LIBS),$(MPI_MODULE))
 
-.PHONY: all deps test check valgrind fuzz bench bench-compare demo demo-autograd module mpi install clean
+.PHONY: all deps test check valgrind fuzz bench bench-compare demo demo-autograd results module mpi install clean
 
 all: $(MODULE) $(TEST_CORE) $(MPI_TARGET)
 
@@ -142,6 +142,12 @@ demo: deps
 demo-autograd: deps
 	@$(MAKE) --no-print-directory all
 	$(LUA) experiments/autograd_demo.lua
+
+# every default experiment for seeds 1-3, scored (experiments/evaluate.lua) into results/summary.json
+# and RESULTS.md; RESULTS_ONLY=name,... and RESULTS_SEEDS=1,... rerun a part (tools/results.lua)
+results: deps
+	@$(MAKE) --no-print-directory all
+	$(LUA) tools/results.lua
 
 # the Lua module alone (what `luarocks make` builds: build_target = "module")
 module: $(MODULE) $(MPI_TARGET)

@@ -13,7 +13,8 @@
 -- Run folder: options.txt, metrics.jsonl, loss.png, samples_<step>.png and samples_final.png
 -- (fixed test images, a row each: real A | fake B | rec A | real B | fake A | rec B), at the end
 -- test_A2B_<k>.png and test_B2A_<k>.png (every test image: input | output | reconstruction),
--- test.safetensors (those tensors), test.json (cycle L1 on the test sets), and
+-- test.safetensors (those tensors), test.json (cycle L1 on the test sets and, on the Fashion
+-- task, translation accuracy by duel.metrics.classifier; also a final metrics.jsonl line), and
 -- checkpoint.safetensors (nets, four Adam states, schedulers, both image pools, RNG state, step).
 local duel = require 'duel'
 local common = require 'experiments.common'
@@ -135,7 +136,17 @@ duel.no_grad(function()
   end
 end)
 duel.save(run.dir .. '/test.safetensors', out)
+-- the task metrics (translation accuracy by the reference classifier): test.json and a final
+-- {"eval":"final"} line of metrics.jsonl
+for key, v in pairs(require('experiments.i2i_eval').cyclegan_metrics(out, o)) do result[key] = v end
 local f = assert(io.open(run.dir .. '/test.json', 'w'))
+f:write(common.json(result), '\n'); f:close()
+result.eval, result.step = 'final', o.steps
+f = assert(io.open(run.dir .. '/metrics.jsonl', 'a'))
 f:write(common.json(result), '\n'); f:close()
 print(('done: steps %d..%d in %.1f s; test cycle L1 A %.4f, B %.4f; outputs in %s'):format(
   start + 1, o.steps, common.now() - t0, result.cycle_l1_A, result.cycle_l1_B, run.dir))
+if result.acc_A2B then
+  print(('translation accuracy A->B %.3f, B->A %.3f (classifier on the real test images: %.3f, %.3f)')
+    :format(result.acc_A2B, result.acc_B2A, result.acc_real_A, result.acc_real_B))
+end

@@ -16,7 +16,8 @@
 --   200 epochs.
 -- Run folder: options.txt, metrics.jsonl, loss.png, samples_<step>.png and samples_final.png
 -- (fixed test pairs: input | output | target), at the end test_<k>.png (every test pair),
--- test.safetensors (input, output, target), test.json (L1 and PSNR against the targets), and
+-- test.safetensors (input, output, target), test.json (L1 and PSNR against the targets and, on
+-- the Fashion task, classifier accuracy on outputs and targets; also a final metrics.jsonl line), and
 -- checkpoint.safetensors (G, D, both Adam states, schedulers, RNG state, step).
 local duel = require 'duel'
 local common = require 'experiments.common'
@@ -114,13 +115,19 @@ duel.no_grad(function()
 end)
 x, y, t = duel.cat(x, 1), duel.cat(y, 1), duel.cat(t, 1)
 i2i.test_sheets(run.dir, 'test', {x, y, t})
--- PSNR per image on the [0,1] scale (the [-1,1] error halved), then averaged
-local n = x:size(1)
-local mse = ((y - t) * 0.5):pow(2):view(n, -1):mean(2)
-local result = {steps = o.steps, n = n, l1 = F.l1(y, t):item(),
-  psnr = (mse:log() * (-10 / math.log(10))):mean():item()}
+-- L1, PSNR per image on the [0,1] scale, averaged, and on the Fashion task the classifier's
+-- accuracy on outputs and on targets (experiments/i2i_eval.lua)
+local result = require('experiments.i2i_eval').pix2pix_metrics(x, y, t, o)
+result.steps = o.steps
 duel.save(run.dir .. '/test.safetensors', {input = x, output = y, target = t})
 local f = assert(io.open(run.dir .. '/test.json', 'w'))
 f:write(common.json(result), '\n'); f:close()
+result.eval, result.step = 'final', o.steps
+f = assert(io.open(run.dir .. '/metrics.jsonl', 'a'))
+f:write(common.json(result), '\n'); f:close()
 print(('done: steps %d..%d in %.1f s; test L1 %.4f, PSNR %.2f dB; outputs in %s'):format(
   start + 1, o.steps, common.now() - t0, result.l1, result.psnr, run.dir))
+if result.acc_output then
+  print(('classifier accuracy on outputs %.3f, on targets %.3f (ratio %.3f)'):format(
+    result.acc_output, result.acc_target, result.acc_ratio))
+end

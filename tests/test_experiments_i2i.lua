@@ -29,12 +29,14 @@ local function exists(path)
   return n > 0
 end
 
-local function metric_lines(dir) -- without the wall-clock field
-  local lines = {}
+-- the training lines without the wall-clock field, and the final {"eval":"final"} line
+local function metric_lines(dir)
+  local lines, final = {}, nil
   for line in io.lines(dir .. '/metrics.jsonl') do
-    lines[#lines + 1] = line:gsub(',?"time":[^,}]+', '')
+    if line:find('"eval":"final"', 1, true) then final = line
+    else lines[#lines + 1] = line:gsub(',?"time":[^,}]+', '') end
   end
-  return lines
+  return lines, final
 end
 
 -- 32x32 gray stripes: horizontal in domain A, vertical in B, the phase shifted per image
@@ -88,9 +90,11 @@ case('cyclegan --quick: samples, test translations, metrics, a checkpoint of the
                      'samples_final.png', 'test_A2B_01.png', 'test_B2A_01.png', 'test.json'} do
     T.ok(exists(dir .. '/' .. f), 'no ' .. f .. '\n' .. out)
   end
-  local lines = metric_lines(dir)
+  local lines, final = metric_lines(dir)
   T.eq(#lines, 6)
   T.ok(lines[6]:find('"cyc_A":', 1, true) and lines[6]:find('"step":6', 1, true), lines[6])
+  T.ok(final and final:find('"cycle_l1_A":', 1, true) and final:find('"step":6', 1, true),
+    tostring(final))
   -- 3 fixed test images a domain, a row each: real A | fake B | rec A | real B | fake A | rec B
   T.eq(duel.image.load(dir .. '/samples_final.png'):size(), {1, 3 * 34 + 2, 6 * 34 + 2})
   T.eq(duel.image.load(dir .. '/test_A2B_01.png'):size(), {1, 1 * 34 + 2, 9 * 34 + 2})

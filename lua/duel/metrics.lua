@@ -571,4 +571,8 @@ function metrics.cluster_accuracy(codes, labels)
   return -total / #cs, map
 end
 
+-- task metrics for image-to-image translation: psnr, class_accuracy, fashion_labels
+-- (lua/duel/metrics_task.lua states their definitions)
+for k, v in pairs(require 'duel.metrics_task') do metrics[k] = v end
+
 return metrics

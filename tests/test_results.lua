@@ -1,0 +1,99 @@
+-- `make results` without training: the RESULTS.md renderer on a synthetic summary (targets,
+-- floors, published rows, pending commands), JSON round trips, and the summary merge that keeps
+-- earlier rows when a subset is rerun (the merge alone, then the real command on one --quick run).
+local T = require 'tests.harness'
+local R = require 'tools.results_lib'
+
+local machine = {nproc = 2, cpu = 'Test CPU'}
+local function toy(modes, hq) return {modes = modes, high_quality = hq, wall_s = 100, machine = machine} end
+
+local function synthetic()
+  return {
+    floor = {frechet = 0.125, precision = 0.8, recall = 0.75, classifier_score = 9.1,
+             n_train = 10000, n_test = 10000, seed = 1},
+    runs = {
+      ['toy2d-ring8-r1r2'] = {['1'] = toy(8, 0.95), ['2'] = toy(8, 0.93), ['3'] = toy(8, 0.97)},
+      ['toy2d-ring8-wgangp'] = {['1'] = toy(7, 0.5)},
+      ['dcgan'] = {['1'] = {frechet = 0.625, precision = 0.7, recall = 0.4, classifier_score = 8,
+                            classes_covered = 10, wall_s = 300, machine = machine}},
+      ['cyclegan'] = {['1'] = {acc_A2B = 0.95, acc_B2A = 0.85, acc_real_A = 0.97,
+                               acc_real_B = 0.96, cycle_l1_A = 0.08, cycle_l1_B = 0.1,
+                               wall_s = 250, machine = machine}},
+    },
+  }
+end
+
+local function has(md, s) T.ok(md:find(s, 1, true), 'RESULTS.md lacks: ' .. s) end
+
+T.case('RESULTS.md from a synthetic summary: means, targets, floors, pending rows', function()
+  local md = R.render(synthetic(), {seeds = {1, 2, 3}})
+  -- mean ± sample std over 3 seeds: HQ 95, 93, 97 -> 95.0 ± 2.0
+  has(md, '| toy2d-ring8-r1r2 | 1,2,3 | 8.00 ± 0.00 / 8 | 95.0 ± 2.0 | 100 s ± 0 | met (8/8, HQ >= 90%) |')
+  has(md, '| toy2d-ring8-wgangp | 1 | 7.00 / 8 | 50.0 | 100 s | 1.00 modes short, HQ 40.0 points short')
+  has(md, '| toy2d-ring8-vanilla | pending |')
+  -- the floor and DCGAN's distance from it: 0.625 / 0.125 = 5x, recall 0.1 short
+  has(md, 'Fréchet **0.1250**')
+  has(md, '| dcgan | 1 | 0.625 | 5.0x | 0.700 | 0.400 | 8.00 | 10.0 | 300 s | Fréchet 5.0x floor (target <= 3x), recall 0.10 short |')
+  has(md, 'B->A 5.0 points short')
+  has(md, '| pix2pix | pending |')
+  -- published rows with their setup
+  has(md, '| PacGAN Table 1: PacGAN4 | 7.8±0.1 | 95.9±1.4 | 24.8±0.2 | 93.6±0.6 |')
+  has(md, '| VEEGAN Table 1: VEEGAN | 8 | 52.9 | 24.6 | 40 |')
+  has(md, 'GAN_REFERENCE.md 3.3')
+  -- machine and pending commands
+  has(md, '2 cores, Test CPU')
+  has(md, '`RESULTS_ONLY=toy2d-ring8-wgangp RESULTS_SEEDS=2,3 make results`')
+  has(md, '`RESULTS_ONLY=toy2d-grid25-r1r2 RESULTS_SEEDS=1,2,3 make results`')
+  T.ok(not md:find('RESULTS_ONLY=toy2d-ring8-r1r2 ', 1, true), 'complete rows are not pending')
+  -- without a floor the ratio is not invented
+  local s = synthetic()
+  s.floor = nil
+  md = R.render(s, {seeds = {1, 2, 3}})
+  has(md, 'Floor: pending')
+  has(md, '| dcgan | 1 | 0.625 | – |')
+end)
+
+T.case('JSON round trip and summary merge keep earlier rows', function()
+  local s = synthetic()
+  local back = R.json_decode(R.json_encode(s, true))
+  T.eq(back.runs['toy2d-ring8-r1r2']['2'].high_quality, 0.93)
+  T.eq(back.floor.frechet, 0.125)
+  T.eq(back.runs.dcgan['1'].machine.cpu, 'Test CPU')
+  T.eq(R.json_decode('{"a":[1,2,{"b":"x\\"y"}],"c":-1.5e-3,"d":true}').a[3].b, 'x"y')
+  T.raises('json:', function() R.json_decode('{"a":1,}') end)
+  -- rerun seed 1 of wgangp only: it replaces that row; every other row and the floor stay
+  local merged = R.merge(back, {runs = {['toy2d-ring8-wgangp'] = {['1'] = toy(8, 0.91)},
+                                        ['toy2d-grid25-r1r2'] = {['2'] = toy(25, 0.92)}}})
+  T.eq(merged.runs['toy2d-ring8-wgangp']['1'].modes, 8)
+  T.eq(merged.runs['toy2d-ring8-r1r2']['3'].high_quality, 0.97)
+  T.eq(merged.runs['toy2d-grid25-r1r2']['2'].modes, 25)
+  T.eq(merged.runs.dcgan['1'].frechet, 0.625)
+  T.eq(merged.floor.frechet, 0.125)
+  T.eq(R.merge(merged, {floor = {frechet = 0.2}}).floor.frechet, 0.2)
+end)
+
+T.case('tools/results.lua reruns a subset into an existing summary', function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute('mkdir -p ' .. dir)
+  R.write_json(dir .. '/summary.json', synthetic())
+  local p = io.popen(('RESULTS_DIR=%s RESULTS_MD=%s/RESULTS.md RESULTS_ONLY=toy2d-ring8-vanilla '
+    .. "RESULTS_SEEDS=2 RESULTS_EXTRA='--quick --n_eval 100' RESULTS_NICE=0 luajit tools/results.lua 2>&1; echo rc=$?")
+    :format(dir, dir))
+  local out = p:read('*a')
+  p:close()
+  T.ok(out:find('rc=0', 1, true), out)
+  local s = R.read_json(dir .. '/summary.json')
+  local row = s.runs['toy2d-ring8-vanilla']['2']
+  T.ok(row and row.n == 2500 and row.n_modes == 8 and row.seed == 2, out)
+  T.ok(row.wall_s > 0 and row.machine.nproc >= 1, 'wall time and machine recorded')
+  T.eq(s.runs['toy2d-ring8-r1r2']['1'].high_quality, 0.95) -- earlier rows kept
+  T.eq(s.floor.frechet, 0.125)
+  local md = io.open(dir .. '/RESULTS.md'):read('*a')
+  has(md, '| toy2d-ring8-vanilla | 2 |')
+  has(md, '| toy2d-ring8-r1r2 | 1,2,3 |')
+  T.ok(io.open(dir .. '/runs/toy2d-ring8-vanilla-s2.json'), 'per-run JSON')
+  local ev = io.open(row.run_dir .. '/metrics.jsonl'):read('*a')
+  T.ok(ev:find('"eval":"final"', 1, true), 'the final eval line in the run folder')
+  os.execute('rm -rf ' .. dir)
+end)
