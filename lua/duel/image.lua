@@ -122,6 +122,63 @@ function image.grid(batch, opts)
   return C.grid(batch, o.nrow or 8, o.padding or 2, o.pad_value or 0)
 end
 
+-- image.encode_png(img) -> the bytes of a PNG file of img (C x H x W or H x W in [0,1])
+function image.encode_png(img)
+  check_tensor('image.encode_png', img)
+  local path = os.tmpname()
+  local ok, err = pcall(C.save, path .. '.png', img:detach())
+  os.remove(path)
+  if not ok then os.remove(path .. '.png') error(err, 0) end
+  local f = assert(io.open(path .. '.png', 'rb'))
+  local png = f:read('*a')
+  f:close()
+  os.remove(path .. '.png')
+  return png
+end
+
+-- image.show(img, {range={0,1}, nrow=8}): display an image. img: C x H x W, H x W, or a batch
+-- N x C x H x W (shown as a grid of nrow per row); values are mapped from `range` to [0,1].
+-- In a notebook (the duel Jupyter kernel sets a display with image.set_display) the PNG is shown
+-- inline. Elsewhere it is written to a temporary .png file, opened with the command in the
+-- DUEL_VIEWER environment variable if that is set; the file's path is returned.
+local display -- function(png_bytes) or nil
+
+function image.set_display(fn)
+  if fn ~= nil and type(fn) ~= 'function' then
+    error(('image.set_display: expects a function or nil, got %s'):format(type(fn)), 0)
+  end
+  display = fn
+end
+
+function image.show(img, opts)
+  check_tensor('image.show', img)
+  local o = opts_of('image.show', opts)
+  local range = o.range or {0, 1}
+  img = img:detach()
+  if img:dim() == 4 or img:dim() == 3 and img:size(1) > 4 then -- a batch (3-D: N gray images)
+    if img:dim() == 3 then img = img:unsqueeze(2) end
+    img = image.grid(img, {nrow = o.nrow, range = range})
+  elseif img:dim() == 2 or img:dim() == 3 then
+    img = image.to_range(img, {from = range, to = {0, 1}, clamp = true})
+  else
+    error(('image.show: img must be {C,H,W}, {H,W} or {N,C,H,W}, got {%s}'):format(
+      table.concat(img:size(), ',')), 0)
+  end
+  if display then
+    display(image.encode_png(img))
+    return -- nothing, so that a notebook cell ending in show() prints no value
+  end
+  local path = os.tmpname()
+  os.remove(path)
+  path = path .. '.png'
+  C.save(path, img)
+  local viewer = os.getenv('DUEL_VIEWER')
+  if viewer and viewer ~= '' then
+    os.execute(viewer .. " '" .. path:gsub("'", "'\\''") .. "' >/dev/null 2>&1 &")
+  end
+  return path
+end
+
 -- decoding refuses images larger than this before decoding them (csrc/image.h)
 if C then image.max_side, image.max_pixels = C.max_side, C.max_pixels end
 
