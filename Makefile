@@ -16,6 +16,9 @@ BUILD ?= build
 DEPS = gcc make luajit libluajit-5.1-dev luarocks libopenblas-dev libstb-dev zlib1g-dev dataset-fashion-mnist libedit2 bsdutils \
   libopenmpi-dev openmpi-bin
 
+# the notebook stage (make notebooks, tests/test_notebooks.lua, which skips without Jupyter)
+DEPS += jupyter-nbconvert python3-ipykernel jupyter-client python3-nbclient
+
 # every op family is one file in csrc/ops/, every binding family one file in csrc/lua/
 CORE_SRC = $(wildcard csrc/*.c csrc/ops/*.c)
 BIND_SRC = $(wildcard csrc/lua/*.c)
@@ -142,6 +145,18 @@ demo: deps
 demo-autograd: deps
 	@$(MAKE) --no-print-directory all
 	$(LUA) experiments/autograd_demo.lua
+
+# notebooks/*.ipynb executed headlessly through the duel Jupyter kernel (docs/notebooks.md), which
+# jupyter/run_notebooks.sh installs into a temporary JUPYTER_PATH; executed copies go to NB_OUT
+# (default: a new /tmp folder). A failing cell fails the target.
+.PHONY: notebooks notebooks-install
+notebooks: $(MODULE)
+	jupyter/run_notebooks.sh $(if $(NB_OUT),-o $(NB_OUT)) notebooks/*.ipynb
+
+# the kernelspec for interactive use, with this checkout's absolute path: JUPYTER_DIR/kernels/duel
+JUPYTER_DIR ?= $(HOME)/.local/share/jupyter
+notebooks-install:
+	jupyter/install.sh $(JUPYTER_DIR)
 
 # every default experiment for seeds 1-3, scored (experiments/evaluate.lua) into results/summary.json
 # and RESULTS.md; RESULTS_ONLY=name,... and RESULTS_SEEDS=1,... rerun a part (tools/results.lua)
