@@ -76,14 +76,16 @@ end
 local why_not
 if not sh('command -v mpirun >/dev/null'):match('rc=0') then why_not = 'mpirun not found (openmpi-bin)'
 elseif not package.searchpath('duel.mpi', package.cpath) then why_not = 'duel.mpi not built (libopenmpi-dev)'
-elseif (os.getenv('LD_PRELOAD') or ''):find('asan') then
-  -- OpenMPI's own allocations (orted, PMIx) are reported as leaks under the preloaded ASan
-  -- runtime; the two-rank checks run in the plain build
-  why_not = 'under AddressSanitizer'
 end
 
-local MPIRUN = 'OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 timeout 120 mpirun --allow-run-as-root '
-  .. '--oversubscribe -np %d -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS'
+-- Under `make check` (ASan runtime preloaded) the ranks get the preload too, with leak detection
+-- off: OpenMPI's plugins leave about 3,300 allocations (120 kB) that LeakSanitizer reports from
+-- unknown modules. Memory errors are still caught.
+local asan = (os.getenv('LD_PRELOAD') or ''):find('asan') ~= nil
+local MPIRUN = 'OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 '
+  .. (asan and 'ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 ' or '')
+  .. 'timeout 120 mpirun --allow-run-as-root --oversubscribe -np %d -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS'
+  .. (asan and ' -x LD_PRELOAD -x ASAN_OPTIONS -x UBSAN_OPTIONS' or '')
   .. (os.getenv('DUEL_CPATH') and ' -x DUEL_CPATH' or '') .. ' luajit '
 
 if why_not then
@@ -97,6 +99,9 @@ T.case('dist: two ranks (collectives, 2 x 32 == 1 x 64 with synchronised BatchNo
   T.ok(out:find('check 2 ranks x 32 == 1 process x 64 after 5 steps ok', 1, true), out)
   T.ok(out:find('check ranks hold identical weights ok', 1, true), out)
 end)
+
+-- (the experiment run is left to the plain build: under ASan it would add half a minute)
+if asan then print('skipped: dcgan --dist run under AddressSanitizer'); return end
 
 T.case('dist: dcgan.lua --dist on two ranks, stopped and resumed', function()
   local tmp = os.tmpname()
