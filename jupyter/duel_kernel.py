@@ -81,7 +81,12 @@ class DuelKernel(Kernel):
         self.child = None
 
     def _restart_child(self, why):
-        code = self.child.poll() if self.child else None
+        code = None
+        if self.child is not None:  # a child whose pipe closed may not have been reaped yet
+            try:
+                code = self.child.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
         self._stop_child()
         self._stream("stderr", "[duel kernel] %s%s; LuaJIT restarted, earlier state is lost\n"
                      % (why, "" if code is None else " (exit status %d)" % code))

@@ -116,8 +116,12 @@ end
 
 -- compile a cell: as an expression (its values are the result); else as statements whose
 -- last lines form an expression (shown, as a notebook's last line is); else as statements.
+-- `return f()` would be a tail call, and f's frame would be missing from tracebacks: the values
+-- go through an identity function instead (the newline keeps a trailing comment from eating ')')
+local function returning(expr) return 'return (function(...) return ... end)(' .. expr .. '\n)' end
+
 local function compile(src)
-  local fn = loadstring('return ' .. src, '=cell')
+  local fn = loadstring(returning(src), '=cell')
   if fn then return fn end
   local starts = {}
   for pos in src:gmatch('()[^\n]*') do starts[#starts + 1] = pos end
@@ -125,7 +129,7 @@ local function compile(src)
     local body, tail = src:sub(1, starts[i] - 1), src:sub(starts[i])
     if tail:match('%S') and not tail:match('^%s*%-%-') then
       -- the body keeps its newline, so line numbers in errors stay right
-      fn = loadstring(body .. 'return ' .. tail, '=cell')
+      fn = loadstring(body .. returning(tail), '=cell')
       if fn and loadstring(body, '=cell') then return fn end
     end
   end

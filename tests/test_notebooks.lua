@@ -1,6 +1,7 @@
 -- The notebook stage: notebooks/*.ipynb executed headlessly through the duel Jupyter kernel
 -- (jupyter/run_notebooks.sh, what `make notebooks` runs), with the kernel installed into a
--- temporary JUPYTER_PATH. A failing cell must fail the command. Skipped when Jupyter is not
+-- temporary JUPYTER_PATH. A failing cell must fail the command. tests/notebook_probe.py checks the
+-- kernel's behaviour cell by cell (interrupt, restart after a crash). Skipped when Jupyter is not
 -- installed (Debian: jupyter-nbconvert python3-ipykernel jupyter-client python3-nbclient).
 -- cyclegan.ipynb (about 30 s here) runs only with DUEL_TEST_NOTEBOOKS=all, to keep this file fast.
 local T = require 'tests.harness'
@@ -65,7 +66,8 @@ local FAILING = [[
  "nbformat": 4, "nbformat_minor": 5}
 ]]
 
-T.case('notebooks execute through the duel kernel; a failing cell fails the command', function()
+T.case('notebooks execute through the duel kernel; a failing cell fails the command; '
+       .. 'the kernel survives interrupts and crashes', function()
   if not have_jupyter() then return end
   local tmp = sh('mktemp -d /tmp/duel-nbtest.XXXXXX'):gsub('%s+$', '')
   T.ok(tmp:match('^/tmp/duel%-nbtest%.'), 'mktemp failed: ' .. tmp)
@@ -77,11 +79,30 @@ T.case('notebooks execute through the duel kernel; a failing cell fails the comm
     if os.getenv('DUEL_TEST_NOTEBOOKS') == 'all' then books[#books + 1] = 'notebooks/cyclegan.ipynb' end
     -- One run (each kernel start costs seconds): nbconvert executes the notebooks in order, writes
     -- each executed copy only when every cell ran, and stops with status 1 at the failing one.
+    -- Meanwhile tests/notebook_probe.py drives a kernel of its own through jupyter_client
+    -- (interrupt, restart after a crash, ...), mostly waiting, so the two overlap.
     local list = {}
     for i, b in ipairs(books) do list[i] = q(b) end
     local t0 = os.time()
-    local out, rc = sh(('NB_TIMEOUT=120 jupyter/run_notebooks.sh -o %s %s %s'):format(
-      q(tmp .. '/out'), table.concat(list, ' '), q(tmp .. '/failing.ipynb')))
+    local jp = q(tmp .. '/jupyter')
+    local probe = ('jupyter/install.sh %s >/dev/null && JUPYTER_PATH=%s JUPYTER_RUNTIME_DIR=%s/rt '
+      .. 'IPYTHONDIR=%s/ip PYDEVD_DISABLE_FILE_VALIDATION=1 /usr/bin/python3 tests/notebook_probe.py')
+      :format(jp, jp, jp, jp)
+    local out, rc = sh(('(%s >%s 2>&1; echo $? >%s) & '
+      .. 'NB_TIMEOUT=120 jupyter/run_notebooks.sh -o %s %s %s; rc=$?; wait; exit $rc'):format(
+      probe, q(tmp .. '/probe.out'), q(tmp .. '/probe.rc'), q(tmp .. '/out'),
+      table.concat(list, ' '), q(tmp .. '/failing.ipynb')))
+    local function read(name)
+      local fh = io.open(tmp .. '/' .. name)
+      local text = fh and fh:read('*a') or ''
+      if fh then fh:close() end
+      return text
+    end
+    local probe_out = read('probe.out')
+    T.eq(tonumber(read('probe.rc')), 0, 'tests/notebook_probe.py:\n' .. probe_out)
+    local n_ok = 0
+    for _ in probe_out:gmatch('\nok ') do n_ok = n_ok + 1 end
+    T.eq(n_ok + (probe_out:match('^ok ') and 1 or 0), 10, 'probe checks passed:\n' .. probe_out)
     T.ok(rc ~= 0, 'a notebook with error(\'boom\') must fail the command:\n' .. out)
     T.ok(out:find('boom', 1, true), 'the failure names the cell\'s error:\n' .. out)
     T.ok(not io.open(tmp .. '/out/failing.ipynb'), 'no executed copy of the failing notebook')
