@@ -94,6 +94,61 @@ void duel_empty_cache(void) {
 
 int64_t duel_cached_bytes(void) { return cached_bytes; }
 
+/* ---- refusing what the machine cannot hold ---------------------------------------------------- */
+
+/* Linux overcommits: a 30 GB malloc on a 24 GB machine succeeds, and the first write to it wakes
+ * the OOM killer, which ends the process (or a neighbour) with no error to catch. So a large
+ * request is checked against what the kernel says is available (MemAvailable + SwapFree, and the
+ * cgroup v2 limit when one is set) before it is made; small ones are not worth the file reads. */
+#define CHECK_FROM ((int64_t)64 << 20)
+
+static int64_t meminfo_field(const char *text, const char *key) {
+    const char *p = strstr(text, key);
+    long long kb;
+    if (!p || sscanf(p + strlen(key), " %lld", &kb) != 1 || kb < 0) return -1;
+    return (int64_t)kb * 1024;
+}
+
+static int64_t read_small_file(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return (int64_t)n;
+}
+
+/* bytes the kernel can still give us, or -1 when it cannot be told (not Linux, no /proc) */
+int64_t duel_available_bytes(void) {
+    char buf[4096];
+    if (read_small_file("/proc/meminfo", buf, sizeof buf) <= 0) return -1;
+    int64_t avail = meminfo_field(buf, "MemAvailable:");
+    int64_t swap = meminfo_field(buf, "SwapFree:");
+    if (avail < 0) return -1;
+    if (swap > 0) avail += swap;
+    long long max, cur;
+    if (read_small_file("/sys/fs/cgroup/memory.max", buf, sizeof buf) > 0 &&
+        sscanf(buf, "%lld", &max) == 1 &&
+        read_small_file("/sys/fs/cgroup/memory.current", buf, sizeof buf) > 0 &&
+        sscanf(buf, "%lld", &cur) == 1) {
+        int64_t left = max > cur ? (int64_t)(max - cur) : 0;
+        if (left < avail) avail = left;
+    }
+    return avail;
+}
+
+/* 1 when `bytes` fits in what is available (counting our own cached blocks, which can be given
+ * back), after a full collection if needed */
+static int fits_in_memory(int64_t bytes) {
+    if (bytes < CHECK_FROM) return 1;
+    int64_t avail = duel_available_bytes();
+    if (avail < 0 || bytes <= avail + cached_bytes) return 1;
+    if (oom_hook) oom_hook(oom_ud);
+    duel_empty_cache();
+    avail = duel_available_bytes();
+    return avail < 0 || bytes <= avail;
+}
+
 float *duel_alloc_floats(int64_t n, const char *op) {
     if (n < 0 || n > DUEL_MAX_BYTES / (int64_t)sizeof(float)) {
         duel_seterr(DUEL_ENOMEM, "%s: tensor too large to allocate, got %lld elements", op,
@@ -102,6 +157,12 @@ float *duel_alloc_floats(int64_t n, const char *op) {
     }
     int64_t bytes = padded_bytes(n ? n : 1);
     float *p = cache_take(bytes);
+    if (!p && !fits_in_memory(bytes)) {
+        duel_seterr(DUEL_ENOMEM,
+                    "%s: tensor of %lld bytes exceeds the memory available (%lld bytes), got %lld "
+                    "elements", op, (long long)bytes, (long long)duel_available_bytes(), (long long)n);
+        return NULL;
+    }
     if (!p) p = aligned_alloc(64, (size_t)bytes);
     if (!p && cached_bytes > 0) { /* other sizes are parked in the cache: give them back first */
         duel_empty_cache();

@@ -94,6 +94,9 @@ int64_t duel_max_bytes(void); /* refuse any single tensor larger than this */
 /* Freed tensor memory is kept by size for reuse (up to 1 GiB); this returns it to the system. */
 void duel_empty_cache(void);
 int64_t duel_cached_bytes(void);
+/* What the kernel can still give (MemAvailable + SwapFree, capped by a cgroup v2 limit), or -1.
+ * Requests from 64 MiB up are refused with DUEL_ENOMEM when larger than this. */
+int64_t duel_available_bytes(void);
 
 /* ---- threads and RNG -------------------------------------------------------------------- */
 int duel_set_num_threads(int n); /* OpenMP and OpenBLAS together; -1 on n < 1 */

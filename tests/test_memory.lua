@@ -182,3 +182,19 @@ T.case('autograd.grad frees the graph too, and create_graph keeps only what the 
   collectgarbage()
   T.eq(live(), base, 'no tensor memory left after a create_graph round trip')
 end)
+
+-- Linux overcommits, so without the check an empty() this large succeeds and the first write
+-- to it brings the OOM killer; the core refuses it up front with an error instead.
+T.case('a tensor larger than the memory available is refused before allocating', function()
+  local avail = duel._core.available_bytes()
+  if avail < 0 then print('     skipped: /proc/meminfo cannot be read') return end
+  local n = math.floor((avail + 2 ^ 31) / 4) -- 2 GiB more than the kernel can give
+  local ok, err = pcall(duel.empty, n)
+  T.ok(not ok, 'empty of more than the available memory must fail')
+  T.ok(err:match('^empty: tensor of %d+ bytes exceeds the memory available %(%d+ bytes%), got '
+                 .. n .. ' elements$'), err)
+  ok, err = pcall(duel.zeros, 2, n / 2)
+  T.ok(not ok and err:match('^zeros: tensor of %d+ bytes exceeds the memory available'), err)
+  -- below the threshold and within memory: still fine
+  T.eq(duel.zeros(1024, 1024):numel(), 1048576)
+end)

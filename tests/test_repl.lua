@@ -177,6 +177,42 @@ end)
 
 -- ---- a pseudo-terminal session --------------------------------------------------------------------
 
+-- The REPL's Ctrl-C handler (csrc/lua/l_interrupt.c) stays installed: every SIGINT becomes an
+-- "interrupted!" error in the running Lua code. Under LuaJIT's own handler the second one
+-- would take the default action and end the process with status 130.
+case('catch_interrupts: every SIGINT raises interrupted! and none kills; ignore; bad mode', function()
+  local dir = tmpdir()
+  local script = dir .. '/sig.lua'
+  local f = assert(io.open(script, 'w'))
+  f:write([[
+local duel = require 'duel'
+local ffi = require 'ffi'
+ffi.cdef 'int getpid(void); int kill(int pid, int sig);'
+duel._core.catch_interrupts('error')
+local caught = 0
+for _ = 1, 3 do
+  local ok, err = pcall(function()
+    ffi.C.kill(ffi.C.getpid(), 2)
+    local x = 0
+    for i = 1, 1e12 do x = x + i % 7 end -- ends only by the interrupt
+    return x
+  end)
+  if not ok and tostring(err):match('interrupted!$') then caught = caught + 1 end
+end
+duel._core.catch_interrupts('ignore')
+ffi.C.kill(ffi.C.getpid(), 2)
+print('caught ' .. caught, select(2, pcall(duel._core.catch_interrupts, 'loud')))
+os.exit(0)
+]])
+  f:close()
+  local p = io.popen(('cd %s && LUA_PATH=%s timeout 20 luajit %s 2>&1; echo "exit=$?"')
+                     :format(q(os.getenv('PWD') or '.'), q('./?.lua;./lua/?.lua;' .. (package.path or '')),
+                             q(script)))
+  local out = p:read('*a')
+  p:close()
+  T.eq(out, "caught 3\tcatch_interrupts: mode must be 'error', 'ignore' or 'restore', got 'loud'\nexit=0\n")
+end)
+
 local function sleep(s) os.execute(('sleep %.2f'):format(s)) end
 
 -- strip terminal escape sequences and carriage returns, for matching what the screen shows

@@ -10,6 +10,7 @@ void l_register_data(lua_State *L, int t) L_WEAK;
 
 static lua_State *hook_L;
 void l_register_serialize(lua_State *L, int core) L_WEAK; /* l_serialize.c: safetensors */
+void l_register_interrupt(lua_State *L, int core) L_WEAK; /* l_interrupt.c: Ctrl-C in the REPL */
 
 /* Allocation failed: collect unreachable tensors once, then the allocator retries. */
 static void oom_collect(void *ud) {
@@ -36,6 +37,7 @@ int luaopen_duel_core(lua_State *L) {
     l_register_autograd(L, duel, methods, core);
     l_register_misc(L, duel, methods, core);
     if (l_register_serialize) l_register_serialize(L, core);
+    if (l_register_interrupt) l_register_interrupt(L, core);
     lua_newtable(L);
     int F = lua_gettop(L);
     void (*families[])(lua_State *, int, int) = {l_register_activation, l_register_loss,

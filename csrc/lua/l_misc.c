@@ -67,6 +67,11 @@ static int l_cached_bytes(lua_State *L) {
     return 1;
 }
 
+static int l_available_bytes(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)duel_available_bytes());
+    return 1;
+}
+
 static int l_op_names(lua_State *L) {
     int n;
     const duel_opdef *const *ops = duel_registry(&n);
@@ -147,6 +152,7 @@ void l_register_misc(lua_State *L, int duel, int methods, int core) {
                                         {"embed", l_embed},           {"index_add", l_index_add},
                                         {"sum_to", l_sum_to},         {"id", l_id},
                                         {"cached_bytes", l_cached_bytes},
+                                        {"available_bytes", l_available_bytes},
                                         {NULL, NULL}};
     for (const luaL_Reg *r = internal; r->name; r++) {
         lua_pushcfunction(L, r->func);
