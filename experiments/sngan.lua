@@ -11,9 +11,9 @@ local zoo = require 'experiments.zoo_models'
 local optim, gan = duel.optim, duel.gan
 
 local defaults, help = zoo.options({
-  steps = 1800, lr = 2e-4, beta1 = 0.5, beta2 = 0.999, n_dis = 1,
+  steps = 1800, lr = 2e-4, lr_d = 2e-4, beta1 = 0.5, beta2 = 0.999, n_dis = 1,
 }, {
-  lr = 'Adam learning rate', beta1 = 'Adam beta1', beta2 = 'Adam beta2',
+  lr = "G's Adam learning rate", lr_d = "D's Adam learning rate", beta1 = 'Adam beta1', beta2 = 'Adam beta2',
   n_dis = 'D steps per G step',
 })
 local o, run = common.setup('sngan', defaults, help)
@@ -21,7 +21,7 @@ local o, run = common.setup('sngan', defaults, help)
 local G = zoo.G32(o.nz, o.ngf)
 local D = zoo.D32(o.ndf, {norm = 'sn'})
 local oG = optim.Adam(G, {lr = o.lr, betas = {o.beta1, o.beta2}})
-local oD = optim.Adam(D, {lr = o.lr, betas = {o.beta1, o.beta2}})
+local oD = optim.Adam(D, {lr = o.lr_d, betas = {o.beta1, o.beta2}})
 
 local tr = zoo.Trainer(run, o, {state = {G = G, D = D, oG = oG, oD = oD}, G = G, nz = o.nz,
                                 data = zoo.fashion(o)})
