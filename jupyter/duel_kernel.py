@@ -42,8 +42,12 @@ class DuelKernel(Kernel):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.child = None
-        self.silent = False
-        self._start_child()
+        self.silent = True  # no cell yet: start-up output is kept for the error message only
+        try:
+            self._start_child()
+        except (ChildDied, OSError) as e:  # reported by the first cell, which tries again
+            self._stop_child()
+            self.start_error = str(e)
 
     # ---- the child process -------------------------------------------------------------------
 
@@ -61,9 +65,17 @@ class DuelKernel(Kernel):
         self.rep_buf = b""
         self.decoders = {fd: codecs.getincrementaldecoder("utf-8")("replace")
                          for fd in (self.child.stdout.fileno(), self.child.stderr.fileno())}
-        tag, payload = self._wait_frame(None, deadline=time.time() + 60)
-        if tag != "READY":
-            raise ChildDied("the LuaJIT process did not start")
+        self.recent_stderr = ""
+        try:
+            tag, payload = self._wait_frame(None, deadline=time.time() + 60)
+        except ChildDied:
+            tag = None
+        if tag != "READY":  # its last words, which may arrive after the pipe closed
+            err_fd = self.child.stderr.fileno()
+            while select.select([err_fd], [], [], 1.0)[0] and self._pump(err_fd, "stderr"):
+                pass
+            raise ChildDied("the LuaJIT process did not start: %s"
+                            % (self.recent_stderr.strip() or "no message"))
 
     def _stop_child(self):
         if self.child is None:
@@ -99,7 +111,10 @@ class DuelKernel(Kernel):
     def _pump(self, fd, name):
         data = os.read(fd, 65536)
         if data:
-            self._stream(name, self.decoders[fd].decode(data))
+            text = self.decoders[fd].decode(data)
+            if name == "stderr":
+                self.recent_stderr = (self.recent_stderr + text)[-2000:]
+            self._stream(name, text)
         return bool(data)
 
     def _frame_from_buf(self):
@@ -168,7 +183,9 @@ class DuelKernel(Kernel):
         error = None
         try:
             if self.child is None or self.child.poll() is not None:
-                self._restart_child("the LuaJIT process had exited")
+                self._restart_child(getattr(self, "start_error", None)
+                                    or "the LuaJIT process had exited")
+                self.start_error = None
             self._send("EXEC", code.encode("utf-8"))
             while True:
                 tag, payload = self._wait_frame(on_interrupt)
