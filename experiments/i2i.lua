@@ -34,11 +34,16 @@ end
 function i2i.task(o, name, make)
   if o.data ~= '' then return o.data end
   local root = (o.out .. '/data/' .. name):gsub('[^%w/%._-]', '_')
-  local done = io.open(root .. '/complete.txt', 'r')
-  if done then done:close() else
-    make(root)
-    io.open(root .. '/complete.txt', 'w'):close()
+  -- --dist: rank 0 writes the data once while the other ranks wait for it
+  local dist = o.dist and require('duel.dist')
+  if not dist or dist.rank() == 0 then
+    local done = io.open(root .. '/complete.txt', 'r')
+    if done then done:close() else
+      make(root)
+      io.open(root .. '/complete.txt', 'w'):close()
+    end
   end
+  if dist then dist.barrier() end
   return root
 end
 

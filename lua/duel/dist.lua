@@ -257,9 +257,9 @@ end
 
 -- m: a module whose BatchNorm1d/2d layers (at any depth) synchronise, or true for every one
 function dist.sync_batchnorm(m)
+  if m ~= true and not is_module(m) then fail('sync_batchnorm: expected a module or true, got %s', type(m)) end
   layer_mt.__call, layer_mt.methods.forward = patched_call, patched_forward
   if m == true then sync_all = true; return true end
-  if not is_module(m) then fail('sync_batchnorm: expected a module or true, got %s', type(m)) end
   m:apply(function(c) if BN[c.__name] then synced[c] = true end end)
   return m
 end
