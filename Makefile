@@ -30,12 +30,14 @@ MODULE = lua/duel/core.so
 TEST_CORE = $(BUILD)/test_core
 
 # duel.mpi, the optional MPI backend of duel.dist (csrc/mpi/): built beside the core module when
-# pkg-config knows OpenMPI (libopenmpi-dev, which has mpi.h); without it duel.dist runs as one
-# process. It links the core from its own folder (rpath $ORIGIN), so both share one core.
-MPI_CFLAGS ?= $(shell pkg-config --cflags ompi-c 2>/dev/null)
-MPI_LIBS ?= $(shell pkg-config --libs ompi-c 2>/dev/null)
+# mpi.h is found (libopenmpi-dev; flags from pkg-config or mpicc); without it duel.dist runs as
+# one process. It links the core from its own folder (rpath $ORIGIN), so both share one core.
+MPI_CFLAGS ?= $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS ?= $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+HASH := \#
+HAVE_MPI := $(shell echo '$(HASH)include <mpi.h>' | $(CC) $(MPI_CFLAGS) -fsyntax-only -x c - >/dev/null 2>&1 && echo 1)
 MPI_MODULE = $(dir $(MODULE))mpi.so
-MPI_TARGET = $(if $(MPI_LIBS),$(MPI_MODULE))
+MPI_TARGET = $(if $(HAVE_MPI),$(MPI_MODULE))
 
 .PHONY: all deps test check valgrind fuzz bench bench-compare demo demo-autograd results module mpi install clean
 
@@ -84,7 +86,7 @@ check: deps
 	@mkdir -p build/asan/duel
 	@$(MAKE) --no-print-directory BUILD=build/asan MODULE=build/asan/duel/core.so \
 	  CFLAGS="$(ASAN_FLAGS) -fPIC" build/asan/duel/core.so build/asan/test_core \
-	  $(if $(MPI_LIBS),build/asan/duel/mpi.so)
+	  $(if $(HAVE_MPI),build/asan/duel/mpi.so)
 	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
