@@ -222,6 +222,28 @@ class DuelKernel(Kernel):
         return {"status": "ok", "execution_count": self.execution_count, "payload": [],
                 "user_expressions": {}}
 
+    def do_complete(self, code, cursor_pos):
+        """TAB: names of globals, table fields, tensor and module methods (see server.lua)."""
+        prefix = code[:cursor_pos]
+        start = cursor_pos
+        while start > 0 and (prefix[start - 1].isalnum() or prefix[start - 1] == "_"):
+            start -= 1
+        matches = []
+        if self.child is not None and self.child.poll() is None:
+            self.silent = True  # no cell: stray output is dropped
+            try:
+                self._send("COMPLETE", prefix.encode("utf-8"))
+                while True:
+                    tag, payload = self._wait_frame(None, deadline=time.time() + 5)
+                    if tag == "RESULT":
+                        matches = [m for m in payload.decode("utf-8", "replace").split("\n") if m]
+                    elif tag == "DONE":
+                        break
+            except (ChildDied, OSError, ValueError):
+                self._stop_child()  # the next cell starts a new one and says so
+        return {"status": "ok", "matches": matches, "cursor_start": start,
+                "cursor_end": cursor_pos, "metadata": {}}
+
     def do_shutdown(self, restart):
         self._stop_child()
         return {"status": "ok", "restart": restart}

@@ -4,7 +4,8 @@
 -- that carry only protocol frames, so nothing a cell prints (stdout, stderr, C code writing to
 -- fd 1) can corrupt them. A frame is a header line "<TAG> <nbytes>\n" and then exactly nbytes of
 -- payload, any bytes at all.
---   kernel -> server:  EXEC <code>
+--   kernel -> server:  EXEC <code>, COMPLETE <code up to the cursor> (answered by a RESULT
+--                      of the matching names, one a line)
 --   server -> kernel:  READY (once, at start), RESULT <text>, IMAGE <png bytes>,
 --                      ERROR <message>, TRACE <traceback>, DONE (after every EXEC)
 -- A cell runs like a line of bin/duel: first as `return <code>` (an expression: its values are
@@ -171,6 +172,69 @@ local function run(src)
   end
 end
 
+-- ---- completion ----------------------------------------------------------------------------------
+
+-- names reachable from v with '.' (with ':', only functions): table fields, tensor methods,
+-- module methods, a C object's `methods`, and what a metatable's __index tables provide
+local function fields(v, methods_only, out)
+  local seen, depth = {}, 0
+  local function add(t)
+    for k, f in pairs(t) do
+      if type(k) == 'string' and k:match('^[%a_][%w_]*$') and not seen[k]
+         and (not methods_only or type(f) == 'function') then
+        seen[k] = true
+        out[#out + 1] = k
+      end
+    end
+  end
+  if is_tensor(v) then add(duel._methods) return out end
+  if type(v) == 'table' then add(v) end
+  if is_module(v) then add(duel.nn.Module) end
+  local mt = getmetatable(v)
+  while type(mt) == 'table' and depth < 8 do
+    if type(rawget(mt, 'methods')) == 'table' then add(rawget(mt, 'methods')) end -- C objects
+    local idx = rawget(mt, '__index')
+    if type(idx) ~= 'table' then break end
+    add(idx)
+    mt, depth = getmetatable(idx), depth + 1
+  end
+  return out
+end
+
+local KEYWORDS = {'and', 'break', 'do', 'else', 'elseif', 'end', 'false', 'for', 'function', 'if',
+                  'in', 'local', 'nil', 'not', 'or', 'repeat', 'return', 'then', 'true', 'until',
+                  'while'}
+
+-- the completions of the dotted name that ends `text`, one per line, sorted
+local function complete(text)
+  local expr = text:match('[%w_%.:]*$')
+  local base, sep, partial = expr:match('^(.*)([%.:])([%w_]*)$')
+  local pool = {}
+  if not base then
+    partial = expr
+    fields(_G, false, pool)
+    for _, k in ipairs(KEYWORDS) do pool[#pool + 1] = k end
+  elseif base:match('^[%a_][%w_%.]*$') then
+    local v = _G
+    for part in base:gmatch('[^%.]+') do
+      local ok, got = pcall(function() return v[part] end)
+      if not ok or got == nil then return '' end
+      v = got
+    end
+    fields(v, sep == ':', pool)
+  end
+  local out = {}
+  for _, k in ipairs(pool) do
+    if k:sub(1, #partial) == partial and (k:sub(1, 1) ~= '_' or partial:sub(1, 1) == '_') then
+      out[#out + 1] = k
+    end
+  end
+  table.sort(out)
+  return table.concat(out, '\n')
+end
+
+-- ---- the loop --------------------------------------------------------------------------------------
+
 io.stdout:setvbuf('line') -- progress lines of a long cell show while it runs
 send('READY', jit.version)
 local function serve_one()
@@ -179,6 +243,9 @@ local function serve_one()
   if tag == 'EXEC' then
     local ok, e = pcall(run, payload)
     if not ok then send('ERROR', tostring(e)) end
+  elseif tag == 'COMPLETE' then
+    local ok, names = pcall(complete, payload)
+    send('RESULT', ok and names or '')
   end
   send('DONE')
   return true

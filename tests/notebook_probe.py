@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Drives the duel Jupyter kernel through jupyter_client (tests/test_notebooks.lua runs it with
 JUPYTER_PATH set to a temporary install): results, streams, images, errors, state kept between
-cells, interrupt of a running cell, and restart after the LuaJIT process dies. Prints one
+cells, TAB completion, interrupt of a running cell, and restart after the LuaJIT process dies. Prints one
 "ok <what>" line per check; any failure raises (non-zero exit status)."""
 import sys
 import time
@@ -50,6 +50,20 @@ def main():
         st, o = run('print("a\\nDONE 0") io.write("EXEC 3\\n")\nreturn x, "y"')
         check(o["stdout"] == "a\nDONE 0\nEXEC 3\n" and o["result"] == "42\ty",
               "printed text (even frame-like) streams; a final return shows its values", o)
+        def complete(code):
+            msg_id = kc.complete(code, len(code))
+            reply = kc.get_shell_msg(timeout=30)
+            while reply["parent_header"].get("msg_id") != msg_id:
+                reply = kc.get_shell_msg(timeout=30)
+            c = reply["content"]
+            return c["matches"], c["cursor_start"]
+
+        m, start = complete("y = duel.ran")
+        check({"rand", "randn"} <= set(m) and start == len("y = duel."), "TAB after '.'",
+              (m, start))
+        run("t = duel.zeros(2)")
+        m, start = complete("t:su")
+        check("sum" in m and all(n.startswith("su") for n in m), "TAB after ':' on a tensor", m)
         st, o = run("duel.image.show(duel.rand(3, 4, 4))")
         check(st == "ok" and o["png"] == 1 and o["result"] is None, "show() sends one PNG", o)
         st, o = run("local function f() error('boom') end\nf()")

@@ -102,7 +102,7 @@ T.case('notebooks execute through the duel kernel; a failing cell fails the comm
     T.eq(tonumber(read('probe.rc')), 0, 'tests/notebook_probe.py:\n' .. probe_out)
     local n_ok = 0
     for _ in probe_out:gmatch('\nok ') do n_ok = n_ok + 1 end
-    T.eq(n_ok + (probe_out:match('^ok ') and 1 or 0), 10, 'probe checks passed:\n' .. probe_out)
+    T.eq(n_ok + (probe_out:match('^ok ') and 1 or 0), 12, 'probe checks passed:\n' .. probe_out)
     T.ok(rc ~= 0, 'a notebook with error(\'boom\') must fail the command:\n' .. out)
     T.ok(out:find('boom', 1, true), 'the failure names the cell\'s error:\n' .. out)
     T.ok(not io.open(tmp .. '/out/failing.ipynb'), 'no executed copy of the failing notebook')
