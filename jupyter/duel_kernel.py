@@ -15,7 +15,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
 
 from ipykernel.kernelapp import IPKernelApp
