@@ -13,7 +13,6 @@
 -- expression (as in IPython) or a `return`; a trailing ';' keeps the values quiet. Globals persist
 -- between cells. duel.image.show(img) sends the PNG as an IMAGE frame (shown inline).
 -- SIGINT (the kernel's interrupt) raises "interrupted!" inside the running cell.
-local ffi = require 'ffi'
 
 local root = (arg and arg[0] or ''):match('^(.*)/jupyter/[^/]*$') or '.'
 -- the checkout's duel (through its duel.lua shim) and its experiments/ helpers
@@ -137,15 +136,10 @@ local function compile(src)
   return loadstring(src, '=cell')
 end
 
--- SIGINT: LuaJIT's handler turns it into an "interrupted!" error, then resets itself to the
--- default action; keep it and put it back before every cell (as bin/duel does at its prompt)
-ffi.cdef [[
-typedef void (*duel_sighandler_t)(int);
-duel_sighandler_t signal(int sig, duel_sighandler_t handler);
-]]
-local SIGINT = 2
-local on_interrupt = ffi.C.signal(SIGINT, nil)
-ffi.C.signal(SIGINT, on_interrupt)
+-- SIGINT: the core's handler (csrc/lua/l_interrupt.c) raises "interrupted!" in the running cell
+-- ('error' mode, set for each cell); between cells SIGINT is ignored, so that a late interrupt
+-- cannot break the reading of the next frame
+local catch_interrupts = duel._core.catch_interrupts
 
 local function run(src)
   local fn, err = compile(src)
@@ -154,7 +148,7 @@ local function run(src)
     return
   end
   local function pack(...) return {...}, select('#', ...) end
-  ffi.C.signal(SIGINT, on_interrupt)
+  catch_interrupts('error')
   local res, n = pack(xpcall(fn, traceback))
   if not res[1] then
     send('ERROR', res[2].msg)
@@ -236,12 +230,14 @@ end
 -- ---- the loop --------------------------------------------------------------------------------------
 
 io.stdout:setvbuf('line') -- progress lines of a long cell show while it runs
+catch_interrupts('ignore')
 send('READY', jit.version)
 local function serve_one()
   local tag, payload = receive()
   if not tag then return false end -- the kernel went away
   if tag == 'EXEC' then
     local ok, e = pcall(run, payload)
+    catch_interrupts('ignore')
     if not ok then send('ERROR', tostring(e)) end
   elseif tag == 'COMPLETE' then
     local ok, names = pcall(complete, payload)
@@ -250,7 +246,7 @@ local function serve_one()
   send('DONE')
   return true
 end
--- an interrupt that lands between cells surfaces as an error here and is dropped; the kernel
+-- an error outside a cell (an interrupt in the instant after one) is dropped here; the kernel
 -- restarts this process if a DONE it waits for never comes
 while true do
   local ok, more = pcall(serve_one)
