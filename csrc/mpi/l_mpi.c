@@ -34,8 +34,8 @@ static double n_calls, n_bytes;
 static float *buf;   /* the fusion buffer, grown as needed and kept */
 static int64_t buf_cap;
 
-static int raise(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int raise(lua_State *L, const char *fmt, ...) {
+static int l_fail(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int l_fail(lua_State *L, const char *fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -46,7 +46,7 @@ static int raise(lua_State *L, const char *fmt, ...) {
 }
 
 static void check_init(lua_State *L, const char *op) {
-    if (!inited) raise(L, "%s: MPI is not initialised (call dist.init() first), got no init", op);
+    if (!inited) l_fail(L, "%s: MPI is not initialised (call dist.init() first), got no init", op);
 }
 
 static const char *mpi_err(int rc) {
@@ -72,7 +72,7 @@ static int l_init(lua_State *L) {
         MPI_Initialized(&already);
         if (!already) {
             int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
-            if (rc != MPI_SUCCESS) return raise(L, "init: MPI_Init_thread failed, got %s", mpi_err(rc));
+            if (rc != MPI_SUCCESS) return l_fail(L, "init: MPI_Init_thread failed, got %s", mpi_err(rc));
             on_exit(at_exit, NULL);
         }
         /* errors come back as codes, turned into Lua errors below */
@@ -99,7 +99,7 @@ static duel_tensor *list_item(lua_State *L, int t, int i, const char *op) {
     duel_tensor **slot = luaL_testudata(L, -1, "duel.Tensor");
     if (!slot || !*slot) {
         const char *tn = luaL_typename(L, -1);
-        raise(L, "%s: element %d must be a duel.Tensor, got %s", op, i, tn);
+        l_fail(L, "%s: element %d must be a duel.Tensor, got %s", op, i, tn);
     }
     lua_pop(L, 1);
     return *slot;
@@ -109,12 +109,12 @@ static duel_tensor *list_item(lua_State *L, int t, int i, const char *op) {
  * size; each must be writable in place */
 static int64_t list_numel(lua_State *L, int t, int *n, const char *op, int write) {
     if (lua_type(L, t) != LUA_TTABLE)
-        raise(L, "%s: expected a table of tensors, got %s", op, luaL_typename(L, t));
+        l_fail(L, "%s: expected a table of tensors, got %s", op, luaL_typename(L, t));
     *n = (int)lua_objlen(L, t);
     int64_t total = 0;
     for (int i = 1; i <= *n; i++) {
         duel_tensor *x = list_item(L, t, i, op);
-        if (write && duel_check_inplace(x, op)) raise(L, "%s", duel_errmsg());
+        if (write && duel_check_inplace(x, op)) l_fail(L, "%s", duel_errmsg());
         total += duel_numel(x);
     }
     return total;
@@ -123,7 +123,7 @@ static int64_t list_numel(lua_State *L, int t, int *n, const char *op, int write
 static float *grow(lua_State *L, int64_t n, const char *op) {
     if (n <= buf_cap) return buf;
     float *p = realloc(buf, (size_t)n * sizeof *p);
-    if (!p) raise(L, "%s: cannot allocate a fusion buffer of %lld floats, got out of memory", op,
+    if (!p) l_fail(L, "%s: cannot allocate a fusion buffer of %lld floats, got out of memory", op,
                   (long long)n);
     buf = p;
     buf_cap = n;
@@ -178,7 +178,7 @@ static int check_op(lua_State *L, int idx, const char *op, MPI_Op *mop) {
     else if (!strcmp(s, "mean")) *mop = MPI_SUM;
     else if (!strcmp(s, "max")) *mop = MPI_MAX;
     else if (!strcmp(s, "min")) *mop = MPI_MIN;
-    else raise(L, "%s: op must be 'sum', 'mean', 'max' or 'min', got '%s'", op, s);
+    else l_fail(L, "%s: op must be 'sum', 'mean', 'max' or 'min', got '%s'", op, s);
     return !strcmp(s, "mean");
 }
 
@@ -192,7 +192,7 @@ static int l_allreduce_(lua_State *L) {
     float *p = grow(L, total > 0 ? total : 1, op);
     pack(L, 1, n, p, op);
     int rc = allreduce_floats(p, total, mop);
-    if (rc != MPI_SUCCESS) return raise(L, "%s: MPI_Allreduce failed, got %s", op, mpi_err(rc));
+    if (rc != MPI_SUCCESS) return l_fail(L, "%s: MPI_Allreduce failed, got %s", op, mpi_err(rc));
     unpack(L, 1, n, p, mean ? 1.0f / (float)size : 1.0f, op);
     lua_settop(L, 1);
     return 1;
@@ -206,9 +206,9 @@ static int l_broadcast_(lua_State *L) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     lua_Integer root = luaL_optinteger(L, 2, 0);
     if (lua_type(L, 2) != LUA_TNONE && lua_type(L, 2) != LUA_TNIL && lua_type(L, 2) != LUA_TNUMBER)
-        return raise(L, "%s: root must be a rank number, got %s", op, luaL_typename(L, 2));
+        return l_fail(L, "%s: root must be a rank number, got %s", op, luaL_typename(L, 2));
     if (root < 0 || root >= size)
-        return raise(L, "%s: root must be a rank in [0, %d], got %lld", op, size - 1,
+        return l_fail(L, "%s: root must be a rank in [0, %d], got %lld", op, size - 1,
                      (long long)root);
     int64_t total = list_numel(L, 1, &n, op, rank != root);
     /* every rank must bring the same number of values: checked first, so a mismatch is an
@@ -216,16 +216,16 @@ static int l_broadcast_(lua_State *L) {
     double mm[2] = {(double)total, -(double)total};
     double t0 = MPI_Wtime();
     int rc = MPI_Allreduce(MPI_IN_PLACE, mm, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return raise(L, "%s: MPI_Allreduce failed, got %s", op, mpi_err(rc));
+    if (rc != MPI_SUCCESS) return l_fail(L, "%s: MPI_Allreduce failed, got %s", op, mpi_err(rc));
     if (mm[0] != -mm[1])
-        return raise(L, "%s: every rank must pass the same number of values, got %lld here and "
+        return l_fail(L, "%s: every rank must pass the same number of values, got %lld here and "
                         "from %.0f to %.0f across ranks", op, (long long)total, -mm[1], mm[0]);
     float *p = grow(L, total > 0 ? total : 1, op);
     if (rank == root) pack(L, 1, n, p, op);
     for (int64_t off = 0; off < total; off += CHUNK) {
         int c = (int)(total - off < CHUNK ? total - off : CHUNK);
         rc = MPI_Bcast(p + off, c, MPI_FLOAT, (int)root, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS) return raise(L, "%s: MPI_Bcast failed, got %s", op, mpi_err(rc));
+        if (rc != MPI_SUCCESS) return l_fail(L, "%s: MPI_Bcast failed, got %s", op, mpi_err(rc));
     }
     t_comm += MPI_Wtime() - t0;
     n_calls += 1;
@@ -270,7 +270,7 @@ static int l_allreduce(lua_State *L) {
     const char *op = "allreduce";
     check_init(L, op);
     duel_tensor **slot = luaL_testudata(L, 1, "duel.Tensor");
-    if (!slot || !*slot) return raise(L, "%s: expected a duel.Tensor, got %s", op, luaL_typename(L, 1));
+    if (!slot || !*slot) return l_fail(L, "%s: expected a duel.Tensor, got %s", op, luaL_typename(L, 1));
     duel_tensor **out = lua_newuserdata(L, sizeof *out);
     *out = NULL;
     luaL_getmetatable(L, "duel.Tensor");
@@ -278,8 +278,8 @@ static int l_allreduce(lua_State *L) {
     ar_err = NULL;
     *out = allreduce_sum(*slot);
     if (!*out) {
-        if (ar_err) return raise(L, "%s: MPI_Allreduce failed, got %s", op, ar_err);
-        return raise(L, "%s", duel_errmsg());
+        if (ar_err) return l_fail(L, "%s: MPI_Allreduce failed, got %s", op, ar_err);
+        return l_fail(L, "%s", duel_errmsg());
     }
     return 1;
 }
@@ -295,12 +295,12 @@ static int l_allreduce_numbers(lua_State *L) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int n = (int)lua_objlen(L, 1);
     double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
-    if (!v) return raise(L, "%s: out of memory, got %d numbers", op, n);
+    if (!v) return l_fail(L, "%s: out of memory, got %d numbers", op, n);
     for (int i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
         if (lua_type(L, -1) != LUA_TNUMBER) {
             free(v);
-            return raise(L, "%s: element %d must be a number, got %s", op, i, luaL_typename(L, -1));
+            return l_fail(L, "%s: element %d must be a number, got %s", op, i, luaL_typename(L, -1));
         }
         v[i - 1] = lua_tonumber(L, -1);
         lua_pop(L, 1);
@@ -310,7 +310,7 @@ static int l_allreduce_numbers(lua_State *L) {
     t_comm += MPI_Wtime() - t0;
     if (rc != MPI_SUCCESS) {
         free(v);
-        return raise(L, "%s: MPI_Allreduce failed, got %s", op, mpi_err(rc));
+        return l_fail(L, "%s: MPI_Allreduce failed, got %s", op, mpi_err(rc));
     }
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
@@ -329,19 +329,19 @@ static int l_broadcast_string(lua_State *L) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     lua_Integer root = luaL_optinteger(L, 2, 0);
     if (root < 0 || root >= size)
-        return raise(L, "%s: root must be a rank in [0, %d], got %lld", op, size - 1, (long long)root);
+        return l_fail(L, "%s: root must be a rank in [0, %d], got %lld", op, size - 1, (long long)root);
     size_t len = 0;
     const char *s = rank == root ? luaL_checklstring(L, 1, &len) : NULL;
     long long n = (long long)len;
     int rc = MPI_Bcast(&n, 1, MPI_LONG_LONG, (int)root, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) return raise(L, "%s: MPI_Bcast failed, got %s", op, mpi_err(rc));
+    if (rc != MPI_SUCCESS) return l_fail(L, "%s: MPI_Bcast failed, got %s", op, mpi_err(rc));
     char *b = malloc((size_t)n + 1);
-    if (!b) return raise(L, "%s: out of memory, got %lld bytes", op, n);
+    if (!b) return l_fail(L, "%s: out of memory, got %lld bytes", op, n);
     if (rank == root) memcpy(b, s, (size_t)n);
     rc = MPI_Bcast(b, (int)n, MPI_CHAR, (int)root, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) {
         free(b);
-        return raise(L, "%s: MPI_Bcast failed, got %s", op, mpi_err(rc));
+        return l_fail(L, "%s: MPI_Bcast failed, got %s", op, mpi_err(rc));
     }
     lua_pushlstring(L, b, (size_t)n);
     free(b);
@@ -353,7 +353,7 @@ static int l_barrier(lua_State *L) {
     double t0 = MPI_Wtime();
     int rc = MPI_Barrier(MPI_COMM_WORLD);
     t_comm += MPI_Wtime() - t0;
-    if (rc != MPI_SUCCESS) return raise(L, "barrier: MPI_Barrier failed, got %s", mpi_err(rc));
+    if (rc != MPI_SUCCESS) return l_fail(L, "barrier: MPI_Barrier failed, got %s", mpi_err(rc));
     return 0;
 }
 

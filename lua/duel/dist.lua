@@ -88,7 +88,7 @@ function dist.allreduce_(tensors, op)
   op = op or 'sum'
   if not OPS[op] then fail("allreduce_: op must be 'sum', 'mean', 'max' or 'min', got '%s'", tostring(op)) end
   local list = as_list(tensors, 'allreduce_')
-  if mpi then mpi.allreduce_(list, op) end
+  if mpi then duel.no_grad(mpi.allreduce_, list, op) end -- in place, never recorded in a graph
   return tensors
 end
 
@@ -98,7 +98,7 @@ function dist.broadcast_(tensors, root)
     fail('broadcast_: root must be a rank in [0, %d], got %s', size - 1, tostring(root))
   end
   local list = as_list(tensors, 'broadcast_')
-  if mpi then mpi.broadcast_(list, root) end
+  if mpi then duel.no_grad(mpi.broadcast_, list, root) end -- parameters too, as Horovod's
   return tensors
 end
 
