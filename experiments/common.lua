@@ -160,8 +160,8 @@ function common.setup(script, defaults, help, argv)
     local base, n = dir, 1
     while io.open(dir .. '/options.txt', 'r') do n = n + 1; dir = base .. '-' .. n end
     if rank == 0 then mkdir_p(dir) end
-    if o.dist then dir = require('duel.dist').broadcast_string(dir, 0) end -- rank 0's name
   end
+  if o.dist then dir = require('experiments.dist_run').run_dir(dir, o.resume) end
   local run = {dir = dir, script = script, opts = o, t0 = now(), series = {}}
   local lines = {}
   for _, k in ipairs(sorted_keys(o)) do lines[#lines + 1] = ('%s = %s'):format(k, tostring(o[k])) end

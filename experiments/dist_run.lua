@@ -4,9 +4,9 @@
 -- * duel.dist.data_parallel: optimizers take rank 0's parameters when they are made and average
 --   the gradients over ranks before every step; shuffled DataLoaders read this rank's shard
 -- * common.setup seeds with seed + rank (each rank its own noise) and shares rank 0's run folder
--- * only rank 0 prints, logs, saves images and writes checkpoints; a checkpoint carries every
---   rank's RNG state and the rank count, the others wait for it at a barrier, and --resume
---   restores each rank's stream (with the same number of ranks)
+-- * only rank 0 prints, logs, saves images and writes files in the run folder (run_dir); a
+--   checkpoint carries every rank's RNG state and the rank count, the others wait for it at a
+--   barrier, and --resume restores each rank's stream (with the same number of ranks)
 -- Everything else runs on every rank, so the collectives inside (synchronised BatchNorm in a
 -- sample grid's forward, for instance) stay matched.
 local duel = require 'duel'
@@ -43,6 +43,22 @@ function M.start(common, o)
     return state
   end
   return rank, size
+end
+
+-- the run folder: rank 0's name on every rank; on the other ranks, files a script opens there
+-- for writing (its own metrics.jsonl lines, test.json) go to /dev/null
+function M.run_dir(dir, resumed)
+  if not resumed then dir = dist.broadcast_string(dir, 0) end
+  if dist.rank() ~= 0 then
+    local open, prefix = io.open, dir .. '/'
+    io.open = function(path, mode)
+      if type(path) == 'string' and path:sub(1, #prefix) == prefix and (mode or 'r'):find('[wa+]') then
+        return open('/dev/null', (mode:gsub('%+', '')))
+      end
+      return open(path, mode)
+    end
+  end
+  return dir
 end
 
 return M
