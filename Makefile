@@ -2,7 +2,9 @@
 LUA_INCDIR ?= /usr/include/luajit-2.1
 LUA ?= luajit
 CC ?= gcc
-OPTFLAGS ?= -O2 -march=native
+# -O3 vectorises the elementwise kernels (205 loops against 25 at -O2); -fno-trapping-math lets
+# it if-convert their selects (relu, leaky_relu, tanh). Neither reorders float arithmetic.
+OPTFLAGS ?= -O3 -march=native -fno-trapping-math
 CFLAGS ?= $(OPTFLAGS) -fPIC
 LIBFLAG ?= -shared
 DUEL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp -Icsrc

@@ -4,7 +4,8 @@
 -- optimizers); `make bench-compare` runs both.
 --   luajit bench/steps.lua --case NAME [--threads 2] [--steps N] [--warmup W] [--seed 1]
 -- prints one JSON line: {"case", "ms_median", "ms_min", "ms_max", "steps", "peak_rss_mb"}
--- (peak RSS is VmHWM of /proc/self/status, the whole process).
+-- (peak RSS is VmHWM of /proc/self/status, the whole process), plus cpu_ms_median: process CPU
+-- time per step, all threads (spinning included), which a loaded machine disturbs less.
 -- Nets come from the experiments' builders (experiments/zoo_models.lua, models.lua) wherever
 -- they are the case's net, so this times what the experiment scripts run.
 local duel = require 'duel'
@@ -211,18 +212,20 @@ duel.manual_seed(o.seed)
 local step = c[1]()
 local n, warm = o.steps or c[2], o.warmup or c[3]
 for _ = 1, warm do step() end
-local t = {}
+local t, cpu = {}, {}
 for k = 1, n do
-  local t0 = duel.clock()
+  local t0, c0 = duel.clock(), os.clock()
   step()
-  t[k] = (duel.clock() - t0) * 1e3
+  t[k], cpu[k] = (duel.clock() - t0) * 1e3, (os.clock() - c0) * 1e3
 end
 table.sort(t)
-local med = n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
+table.sort(cpu)
+local function median(v) return n % 2 == 1 and v[(n + 1) / 2] or (v[n / 2] + v[n / 2 + 1]) / 2 end
 local hwm = 0
 for line in io.lines('/proc/self/status') do
   local kb = line:match('^VmHWM:%s*(%d+)')
   if kb then hwm = tonumber(kb) / 1024 end
 end
 print(('{"case": "%s", "ms_median": %.3f, "ms_min": %.3f, "ms_max": %.3f, "steps": %d, '
-       .. '"peak_rss_mb": %.1f}'):format(o.case, med, t[1], t[n], n, hwm))
+       .. '"peak_rss_mb": %.1f, "cpu_ms_median": %.3f}'):format(o.case, median(t), t[1], t[n], n,
+                                                               hwm, median(cpu)))

@@ -363,15 +363,19 @@ def main():
     step = make()
     for _ in range(warm):
         step()
-    t = []
+    t, cpu = [], []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         t.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
     t.sort()
-    med = t[n // 2] if n % 2 else (t[n // 2 - 1] + t[n // 2]) / 2
+    cpu.sort()
+    median = lambda v: v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+    med = median(t)
     print(json.dumps({'case': a.case, 'ms_median': round(med, 3), 'ms_min': round(t[0], 3),
-                      'ms_max': round(t[-1], 3), 'steps': n, 'peak_rss_mb': round(peak_rss_mb(), 1)}))
+                      'ms_max': round(t[-1], 3), 'steps': n, 'peak_rss_mb': round(peak_rss_mb(), 1),
+                      'cpu_ms_median': round(median(cpu), 3)}))
 
 
 if __name__ == '__main__':

@@ -172,6 +172,26 @@ T.case('exp/log/sqrt/abs on known values', function()
                                                   {math.exp(2), math.exp(4)}}, 1e-6)
 end)
 
+-- tanh is duel's own vectorisable kernel (csrc/ops/elementwise.c): within 2 ulp of tanh in double
+-- over both branches, the switch at 0.55, tiny and saturated inputs; -0 and NaN kept
+T.case('tanh: within 2 ulp of math.tanh from 1e-30 to 20, -0 and NaN', function()
+  local xs = {1e-30, 1e-8, 1e-4, 0.5499999, 0.55, 0.5500001, 9.0, 9.02, 10, 20}
+  for i = 0, 4000 do xs[#xs + 1] = i * 0.005 end
+  local n = #xs
+  for i = 1, n do xs[#xs + 1] = -xs[i] end
+  local xt = duel.tensor(xs)
+  local y = xt:tanh()
+  for i = 1, #xs do
+    local x = xt:get(i) -- the float input
+    local want, got = math.tanh(x), y:get(i)
+    T.ok(math.abs(got - want) <= 2 * 2 ^ -24 * math.abs(want) + 1e-45,
+         ('tanh(%.9g): got %.9g, want %.9g'):format(x, got, want))
+  end
+  T.eq(1 / duel.tensor{-0.0}:tanh():get(1), -math.huge)
+  local nan = duel.tensor{0 / 0}:tanh():get(1)
+  T.ok(nan ~= nan, 'tanh(NaN) must be NaN')
+end)
+
 T.case('tanh/sigmoid, sigmoid stable at +-100 and +-1000', function()
   T.close(duel.tensor{0, 0.5, -2, 20}:tanh(), {0, 0.46211715726, -0.96402758008, 1}, 1e-6)
   T.close(duel.tensor{-100, 100}:tanh(), {-1, 1}, 0)

@@ -2,13 +2,17 @@
 -- This file assembles the public table from the C core (duel.core) and the Lua modules.
 -- libgomp's idle workers spin for a long while after each parallel region by default, and on a
 -- small machine they then fight OpenBLAS's threads for the cores (measured: a 256x256 sgemm right
--- after an OpenMP kernel ran 6x slower). A short spin is set before the core (and with it
--- libgomp, which reads its environment when loaded) comes in, unless the user chose a policy.
-if not os.getenv('OMP_WAIT_POLICY') and not os.getenv('GOMP_SPINCOUNT') then
-  local ffi = require 'ffi'
-  if pcall(ffi.cdef, 'int setenv(const char *name, const char *value, int overwrite);') then
-    ffi.C.setenv('GOMP_SPINCOUNT', '10000', 0)
+-- after an OpenMP kernel ran 6x slower); OpenBLAS's own idle workers likewise poll with
+-- sched_yield for up to 2^28 cycles after each sgemm. So, unless the user chose a policy, idle
+-- OpenMP workers sleep at once (GOMP_SPINCOUNT=0, what OMP_WAIT_POLICY=PASSIVE does) and
+-- OpenBLAS's after 2^4 cycles; on 2 cores this took a toy2d step from 26 to 9 ms (bench/README.md).
+-- Both libraries read their environment when loaded, so this runs before the core comes in.
+local ffi = require 'ffi'
+if pcall(ffi.cdef, 'int setenv(const char *name, const char *value, int overwrite);') then
+  if not os.getenv('OMP_WAIT_POLICY') and not os.getenv('GOMP_SPINCOUNT') then
+    ffi.C.setenv('GOMP_SPINCOUNT', '0', 0)
   end
+  ffi.C.setenv('OPENBLAS_THREAD_TIMEOUT', '4', 0)
 end
 
 local core = require 'duel.core'
