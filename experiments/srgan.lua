@@ -20,7 +20,7 @@ local i2i = require 'experiments.i2i'
 local optim, gan, F = duel.optim, duel.gan, duel.F
 
 local defaults, help = zoo.options({
-  steps = 1500, batch = 32, nf = 32, n_blocks = 4, ndf = 16, lr = 1e-4, content = 1, adv = 1e-2,
+  steps = 2000, batch = 32, nf = 32, n_blocks = 4, ndf = 16, lr = 1e-4, content = 1, adv = 1e-2,
   pixel = 1, sample_every = 250, ckpt_every = 250, n_test = 1000,
 }, {
   nf = 'G width', n_blocks = 'residual blocks in G', lr = 'Adam learning rate (G and D)',

@@ -1,6 +1,7 @@
 -- StarGAN (Choi et al. 2018): one generator G(x, c) translates an image into any of n domains,
 -- the target label c given as n constant one-hot planes concatenated to the input channels. D has
--- two heads on one body: D_src (real/fake per patch) and D_cls (domain logits).
+-- two heads on one body: D_src (real/fake per patch) and D_cls (domain logits). Nets: zoo3.StarG
+-- (the paper's G, with no InstanceNorm after its first conv so that the label survives) and StarD.
 --   D: L_adv + lambda_cls * CE(D_cls(x), c_org)                      [+ lambda_gp * GP]
 --   G: L_adv(G(x, c_trg)) + lambda_cls * CE(D_cls(G(x, c_trg)), c_trg)
 --      + lambda_rec * ||x - G(G(x, c_trg), c_org)||_1               (the cycle back)
@@ -18,7 +19,6 @@ local duel = require 'duel'
 local common = require 'experiments.common'
 local zoo = require 'experiments.zoo_models'
 local zoo3 = require 'experiments.zoo_models3'
-local models = require 'experiments.models'
 local optim, gan, F = duel.optim, duel.gan, duel.F
 
 local defaults, help = zoo.options({
@@ -56,7 +56,7 @@ for d = 1, n do
 end
 fixed = duel.cat(fixed, 1)
 
-local G = models.resnet_generator{in_c = 1 + n, out_c = 1, ngf = o.ngf, n_blocks = o.n_blocks}
+local G = zoo3.StarG(n, o.ngf, o.n_blocks)
 local D = zoo3.StarD(n, o.ndf)
 local oG = optim.Adam(G, {lr = o.lr, betas = {o.beta1, 0.999}})
 local oD = optim.Adam(D, {lr = o.lr, betas = {o.beta1, 0.999}})

@@ -5,7 +5,8 @@
 --   L_prior = KL(q(z|x) || N(0, I)), closed form, summed over the nz latent dims, batch mean
 --   L_llike = 1/2 ||D_l(x) - D_l(Dec(z))||^2 summed over D's features, batch mean (a unit-
 --             variance Gaussian in feature space, so L_prior + L_llike is an ELBO in D's space)
---   L_GAN   = BCE: D tells x from Dec(z) (reconstructions) and from Dec(z_p), z_p ~ N(0, I)
+--   L_GAN   = BCE: D tells x from Dec(z) (reconstructions) and Dec(z_p), z_p ~ N(0, I), the
+--             two kinds of fakes in one batch
 --   Enc minimises L_prior + L_llike; Dec minimises gamma * L_llike + the non-saturating GAN loss
 --   on both kinds of fakes; D minimises L_GAN only (the paper's "limit error signals").
 -- --pixel adds w * 1/2 ||x - Dec(z)||^2 (summed over pixels) to both, which steadies the start.
@@ -21,7 +22,7 @@ local zoo3 = require 'experiments.zoo_models3'
 local optim, gan = duel.optim, duel.gan
 
 local defaults, help = zoo.options({
-  steps = 1500, nz = 32, gamma = 0.01, pixel = 0.05, lr = 3e-4, beta1 = 0.5, ndf = 32,
+  steps = 1200, nz = 32, gamma = 0.01, pixel = 0.05, lr = 3e-4, beta1 = 0.5, ndf = 32,
   sample_every = 250, ckpt_every = 250,
 }, {
   gamma = "the decoder's weight on L_llike against its GAN loss (the paper's gamma)",
@@ -61,19 +62,19 @@ for step in tr:steps() do
   local x = tr:batch()
   local z, mu, logvar = encode(x)
   local x_rec, x_p = G(z), G(tr:noise())
-  -- D: real against both kinds of fakes (BCE, each batch on its own BatchNorm statistics)
+  -- D: real against both kinds of fakes, one batch of each (BCE; own BatchNorm statistics)
   oD:zero_grad()
-  local ld = gan.d_loss('nonsaturating', D(x), D(x_rec:detach()))
-           + gan.d_loss('nonsaturating', D(x), D(x_p:detach()))
+  local ld = gan.d_loss('nonsaturating', D(x), D(duel.cat({x_rec, x_p}, 1):detach()))
   ld:backward()
   oD:step()
   -- Enc and Dec: L_llike compares D's features of x and of its reconstruction
   oE:zero_grad(); oG:zero_grad()
   local f_real = duel.no_grad(function() return D.body(x) end)
-  local llike = half_sq(D.body(x_rec), f_real)
+  local f_rec = D.body(x_rec)
+  local llike = half_sq(f_rec, f_real)
   local kl = zoo3.kl_normal(mu, logvar)
   local pix = o.pixel > 0 and half_sq(x_rec, x) * o.pixel or nil
-  local adv = gan.g_loss('nonsaturating', D(x_rec)) + gan.g_loss('nonsaturating', D(x_p))
+  local adv = gan.g_loss('nonsaturating', D.head(f_rec)) + gan.g_loss('nonsaturating', D(x_p))
   -- the encoder's and the decoder's losses weigh L_llike and L_GAN differently: the decoder's
   -- gradient is taken on its own, then replaces what the encoder's backward left in G
   local enc_loss = kl + llike + (pix or 0)

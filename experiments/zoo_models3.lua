@@ -3,6 +3,7 @@
 --   zoo3.Encoder(nz, ndf)            VAE encoder: 1x32x32 -> mu, logvar ({N,nz} each)
 --   zoo3.kl_normal(mu, logvar)       KL(N(mu, diag exp(logvar)) || N(0, I)), closed form
 --   zoo3.label_maps(x, c, n)         x with n one-hot label planes appended (StarGAN's input)
+--   zoo3.StarG(n, ngf, n_blocks)     StarGAN's G for 1-channel images and n label planes
 --   zoo3.StarD(n, ndf)               StarGAN's D: a patch of real/fake scores and n domain logits
 --   zoo3.SRG(nf, n_blocks), SRD(ndf) SRGAN's nets scaled down to 7x7 -> 28x28 gray images
 --   zoo3.unroll(D, opt, loss_fn, k)  D as a function of its parameters after k differentiable
@@ -53,6 +54,38 @@ function zoo3.label_maps(x, c, n)
   local s = x:size()
   local maps = F.one_hot(c, n):view(s[1], n, 1, 1):expand(s[1], n, s[3], s[4])
   return duel.cat({x, maps}, 2)
+end
+
+-- the paper's G: 7x7 conv, two 4x4 stride-2 downsamplings, residual blocks, two 4x4 stride-2
+-- transposed convolutions, 7x7 conv, tanh; zero padding, InstanceNorm (affine) and ReLU. One
+-- change: no InstanceNorm after the first convolution. The label planes are constant, so away
+-- from the borders they add a per-channel constant to that convolution's output, which an
+-- InstanceNorm subtracts again; with zero padding only the border pixels would carry the label.
+-- A ReLU first turns the offset into a different pattern of active units, which survives.
+local function inorm(c) return nn.InstanceNorm2d(c, {affine = true}) end
+local StarBlock = nn.Module:extend('StarBlock')
+function StarBlock:__init(c)
+  self.body = nn.Sequential{nn.Conv2d(c, c, 3, {padding = 1, bias = false}), inorm(c), nn.ReLU(),
+                            nn.Conv2d(c, c, 3, {padding = 1, bias = false}), inorm(c)}
+end
+function StarBlock:forward(x) return x + self.body(x) end
+function zoo3.StarG(n, ngf, n_blocks)
+  local L = {nn.Conv2d(1 + n, ngf, 7, {padding = 3}), nn.ReLU()}
+  local c = ngf
+  for _ = 1, 2 do
+    for _, m in ipairs{nn.Conv2d(c, 2 * c, 4, {stride = 2, padding = 1, bias = false}),
+                       inorm(2 * c), nn.ReLU()} do L[#L + 1] = m end
+    c = 2 * c
+  end
+  for _ = 1, n_blocks do L[#L + 1] = StarBlock(c) end
+  for _ = 1, 2 do
+    for _, m in ipairs{nn.ConvTranspose2d(c, c / 2, 4, {stride = 2, padding = 1, bias = false}),
+                       inorm(c / 2), nn.ReLU()} do L[#L + 1] = m end
+    c = c / 2
+  end
+  L[#L + 1] = nn.Conv2d(c, 1, 7, {padding = 3, bias = false})
+  L[#L + 1] = nn.Tanh()
+  return nn.Sequential(L)
 end
 
 -- the paper's D: 4x4 stride-2 convolutions with LeakyReLU(0.01) and no normalisation, then a 3x3
