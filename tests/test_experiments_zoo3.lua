@@ -1,8 +1,9 @@
 -- The zoo scripts vaegan, stargan, srgan and unrolled: each runs with --quick into a temporary
 -- folder and writes its sheets, metrics.jsonl (finite values, the script's evaluation line) and a
 -- checkpoint; the Unrolled GAN's generator gradient really flows through the unrolled D steps
--- (it differs from K = 0 and from D_K held fixed, and matches a finite difference); unrolled
--- stopped with --stop_at and resumed logs the same losses, bit for bit, as an uninterrupted run.
+-- (it differs from K = 0 and from D_K held fixed, and matches a finite difference); unrolled and
+-- stargan stopped with --stop_at and resumed log the same losses, bit for bit, as uninterrupted
+-- runs.
 local T = require 'tests.harness'
 local duel = require 'duel'
 
@@ -36,6 +37,14 @@ local function metrics(dir)
   end
   return lines, evals
 end
+-- the plain --quick runs' folders: the uninterrupted references of the resume cases
+local quick_dir = {}
+local function reference(script)
+  if quick_dir[script] then return quick_dir[script] end
+  local _, rc, dir = run(script, '--quick')
+  T.eq(rc, 0)
+  return dir
+end
 local function num(line, key) return tonumber(line:match('"' .. key .. '":([^,}]+)')) end
 
 local function check_run(script, args, steps, files)
@@ -66,6 +75,7 @@ end)
 T.case('stargan --quick: translation sheet, domain losses, translation accuracy', function()
   local out, dir, lines, evals = check_run('stargan', '--quick', 4,
     {'samples_000002.png', 'test_translations.png'})
+  quick_dir.stargan = dir
   -- 2 test images of each of the 4 domains a row each: the input, then 4 translations
   T.eq(duel.image.load(dir .. '/samples_final.png'):size(), {1, 8 * 34 + 2, 5 * 34 + 2})
   T.ok(num(lines[1], 'd_cls') > 0 and num(lines[1], 'rec') > 0, lines[1])
@@ -88,7 +98,8 @@ T.case('srgan --quick: (input | output | target) sheets and PSNR', function()
 end)
 
 T.case('unrolled --quick: scatter plots, mode counts, K in the summary', function()
-  local out, _, _, evals = check_run('unrolled', '--quick', 4, {'samples_000002.png'})
+  local out, dir, _, evals = check_run('unrolled', '--quick', 4, {'samples_000002.png'})
+  quick_dir.unrolled = dir
   T.eq(#evals, 2)
   T.eq(num(evals[2], 'n_modes'), 8)
   T.ok(out:find('unrolled ring8 K=2 %(adam, minimax%): %d of 8 modes'), out)
@@ -150,14 +161,34 @@ T.case('unrolled: --stop_at then --resume logs the same losses as an uninterrupt
   local out2, rc2 = run('unrolled', '--resume ' .. q(dir))
   T.eq(rc2, 0, out2)
   T.ok(out2:find('resumed at step 2', 1, true), out2)
-  local _, rc3, ref = run('unrolled', '--quick')
-  T.eq(rc3, 0)
+  local ref = reference('unrolled')
   local a, b = metrics(dir), metrics(ref)
   T.eq(#a, 4)
   for i = 1, 4 do T.eq(a[i], b[i], 'metrics line ' .. i) end
   local ca, cb = duel.load(dir .. '/checkpoint.safetensors'), duel.load(ref .. '/checkpoint.safetensors')
   T.close(ca.G['5.weight'], cb.G['5.weight'], 0)
   T.close(ca.oD.state[1].exp_avg_sq, cb.oD.state[1].exp_avg_sq, 0)
+end)
+
+-- StarGAN draws its target domains from duel's RNG and batches images with labels
+T.case('stargan: a resumed run draws the same domains and batches', function()
+  local _, rc1, dir = run('stargan', '--quick --stop_at 3')
+  T.eq(rc1, 0)
+  local out2, rc2 = run('stargan', '--resume ' .. q(dir))
+  T.eq(rc2, 0, out2)
+  local ref = reference('stargan')
+  local a, b = metrics(dir), metrics(ref)
+  T.eq(#a, 4)
+  for i = 1, 4 do T.eq(a[i], b[i], 'metrics line ' .. i) end
+end)
+
+T.case('scripts: a bad option value is an error naming it', function()
+  local out, rc = run('stargan', '--adv hinge')
+  T.ok(rc ~= 0 and out:find("stargan: --adv must be 'lsgan' or 'wgan_gp', got 'hinge'", 1, true), out)
+  out, rc = run('unrolled', '--inner rmsprop')
+  T.ok(rc ~= 0 and out:find("unrolled: --inner must be 'adam' or 'sgd', got 'rmsprop'", 1, true), out)
+  out, rc = run('unrolled', '--unroll 1.5')
+  T.ok(rc ~= 0 and out:find('unrolled: --unroll must be a whole number >= 0, got 1.5', 1, true), out)
 end)
 
 T.case('cleanup: the temporary run folders are removed', function()
