@@ -332,10 +332,12 @@ function R.render(summary, opts)
   w('within 3x of the real-vs-real floor, recall at least 0.5.')
   w()
   if fl then
-    w(('Floor (real vs real, computed by the same command): %d training images (seed %d) against'
-      .. ' %d test images: Fréchet **%.4f**, precision %.3f, recall %.3f, classifier score %.2f.')
+    local m = fl.machine or {}
+    w(('Floor (real vs real, computed by the same command): %d training images (a random sample,'
+      .. ' seed %d) against the %d test images: Fréchet **%.4f**, precision %.3f, recall %.3f,'
+      .. ' classifier score %.2f (%.0f s on %s cores, %s).')
       :format(fl.n_train, fl.seed, fl.n_test, fl.frechet, fl.precision, fl.recall,
-        fl.classifier_score or 0))
+        fl.classifier_score or 0, fl.wall_s or 0, tostring(m.nproc or '?'), m.cpu or '?'))
   else
     w('Floor: pending (`RESULTS_ONLY=floor make results`).')
     pend[#pend + 1] = '`RESULTS_ONLY=floor make results`'
@@ -350,7 +352,8 @@ function R.render(summary, opts)
       local fm = stats(rows, 'frechet')
       if fm and fl then ratio = ('%.1fx'):format(fm / fl.frechet) end
       local gap = '–'
-      if not e.target then gap = 'no target'
+      if #rows == 0 then gap = 'pending'
+      elseif not e.target then gap = 'no target'
       elseif fm and fl then
         local parts = {}
         local r = fm / fl.frechet
