@@ -44,14 +44,17 @@ local function conv(...) -- N(0, 0.02) weights, zero biases (DCGAN init)
   return m
 end
 
--- G(z, y): z {N,nz} -> ConvT to 4x4 -> 8 -> 16 -> 32, each followed by a class-conditional BN
--- (a per-class scale and shift, BigGAN's conditioning) and ReLU; tanh output
+-- G(z, y): [z | one-hot(y)] {N,nz+k} -> ConvT to 4x4 -> 8 -> 16 -> 32, each followed by a
+-- class-conditional BN (a per-class scale and shift, BigGAN's conditioning) and ReLU; tanh
+-- output. The class also enters with z (BigGAN-deep concatenates its class embedding to z):
+-- with CBN alone the per-class scales had moved by only 0.02 after 300 steps and every row of
+-- the class grid was the same.
 local CondG = nn.Module:extend('CondG')
 function CondG:__init(nz, ngf, k, opt)
   opt = opt or {}
   local function ct(...) return sn_if(opt.sn, zoo.dcgan_init(nn.ConvTranspose2d(...))) end
-  rawset(self, 'nz', nz)
-  self.up1 = ct(nz, 4 * ngf, 4, {bias = false})
+  rawset(self, 'nz', nz); rawset(self, 'k', k)
+  self.up1 = ct(nz + k, 4 * ngf, 4, {bias = false})
   self.bn1 = nn.ConditionalBatchNorm2d(4 * ngf, k)
   self.up2 = ct(4 * ngf, 2 * ngf, 4, {stride = 2, padding = 1, bias = false})
   self.bn2 = nn.ConditionalBatchNorm2d(2 * ngf, k)
@@ -61,7 +64,7 @@ function CondG:__init(nz, ngf, k, opt)
   self.out = ct(ngf, 1, 4, {stride = 2, padding = 1})
 end
 function CondG:forward(z, y)
-  local h = self.up1(z:view(-1, self.nz, 1, 1))
+  local h = self.up1(duel.cat({z, F.one_hot(y, self.k)}, 2):view(-1, self.nz + self.k, 1, 1))
   h = F.relu(self.bn1(h, y))
   h = F.relu(self.bn2(self.up2(h), y))
   if self.attn then h = self.attn(h) end
