@@ -3,6 +3,8 @@
 -- not timed. bench/steps_torch.py is the same in PyTorch (same nets, init, batches, losses,
 -- optimizers); `make bench-compare` runs both.
 --   luajit bench/steps.lua --case NAME [--threads 2] [--steps N] [--warmup W] [--seed 1]
+--                          [--budget S]  (stop early once the timed steps took S seconds (30),
+--                                         after at least 2; warm-up likewise after S/2)
 -- prints one JSON line: {"case", "ms_median", "ms_min", "ms_max", "steps", "peak_rss_mb"}
 -- (peak RSS is VmHWM of /proc/self/status, the whole process), plus cpu_ms_median: process CPU
 -- time per step, all threads (spinning included), which a loaded machine disturbs less.
@@ -13,7 +15,7 @@ local zoo = require 'experiments.zoo_models'
 local models = require 'experiments.models'
 local nn, F, gan, optim = duel.nn, duel.F, duel.gan, duel.optim
 
-local o = {case = nil, threads = 2, steps = nil, warmup = nil, seed = 1}
+local o = {case = nil, threads = 2, steps = nil, warmup = nil, seed = 1, budget = 30}
 local i = 1
 while arg[i] do
   local k = arg[i]:match('^%-%-(.+)$')
@@ -188,14 +190,14 @@ local cases = {
     local G, D = zoo.G64(100, 64), zoo.D64(64)
     return standard(G, D, adam(G, 2e-4), adam(D, 2e-4), images(64, 3, 64),
                     function() return duel.randn(64, 100) end, 'nonsaturating')
-  end, 3, 1},
+  end, 2, 1},
   wgangp64 = {function()
     local G, D = zoo.G64(100, 64), zoo.D64(64, {norm = 'none'})
     return wgangp(G, D, adam(G, 1e-4, 0.9), adam(D, 1e-4, 0.9), images(64, 3, 64),
                   function() return duel.randn(64, 100) end, 5)
   end, 1, 1},
-  cyclegan128 = {cyclegan128, 3, 1},
-  pix2pix128 = {pix2pix128(1), 10, 2},
+  cyclegan128 = {cyclegan128, 2, 1},
+  pix2pix128 = {pix2pix128(1), 6, 1},
   pix2pix128b16 = {pix2pix128(16), 2, 1},
 }
 
@@ -211,12 +213,18 @@ duel.set_num_threads(o.threads)
 duel.manual_seed(o.seed)
 local step = c[1]()
 local n, warm = o.steps or c[2], o.warmup or c[3]
-for _ = 1, warm do step() end
-local t, cpu = {}, {}
+local w0 = duel.clock()
+for k = 1, warm do
+  step()
+  if duel.clock() - w0 > o.budget / 2 and k >= 1 then break end
+end
+local t, cpu, spent = {}, {}, 0
 for k = 1, n do
   local t0, c0 = duel.clock(), os.clock()
   step()
   t[k], cpu[k] = (duel.clock() - t0) * 1e3, (os.clock() - c0) * 1e3
+  spent = spent + t[k] / 1e3
+  if spent > o.budget and k >= 2 then n = k; break end
 end
 table.sort(t)
 table.sort(cpu)

@@ -11,6 +11,10 @@
 /* Below this many elements a kernel runs on one thread: the fork/join costs more. */
 #define DUEL_PAR_MIN 32768
 
+/* call before each cblas_sgemm of an m x n x k product: small ones run on one thread
+ * (parallel.c) */
+void duel_gemm_threads(int64_t m, int64_t n, int64_t k);
+
 #if defined(__GNUC__)
 #define DUEL_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else

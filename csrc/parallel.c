@@ -8,6 +8,7 @@
 #endif
 
 static int nthreads;
+static int blas_now; /* the count OpenBLAS was last given; 0: not yet set by duel_gemm_threads */
 
 int duel_set_num_threads(int n) {
     DUEL_CHECK_INT(n >= 1 && n <= 1024, "set_num_threads: need a thread count in [1, 1024], got %d",
@@ -17,7 +18,23 @@ int duel_set_num_threads(int n) {
 #endif
     openblas_set_num_threads(n);
     nthreads = n;
+    blas_now = n;
     return 0;
+}
+
+/* OpenBLAS splits a GEMM over its threads once M*N*K passes 262144, and its idle workers sleep
+ * (OPENBLAS_THREAD_TIMEOUT, lua/duel/init.lua), so a small GEMM pays a wake-up that costs more
+ * than the split saves: toy2d at batch 64 (M*N*K about 2M) ran 1.8 ms a step on 2 threads and
+ * 1.5 ms on 1. Below DUEL_GEMM_PAR_MIN the GEMM runs on the calling thread alone. */
+#ifndef DUEL_GEMM_PAR_MIN /* -DDUEL_GEMM_PAR_MIN=0: OpenBLAS decides alone (to measure) */
+#define DUEL_GEMM_PAR_MIN ((int64_t)1 << 22)
+#endif
+void duel_gemm_threads(int64_t m, int64_t n, int64_t k) {
+    int want = m * n * k < DUEL_GEMM_PAR_MIN ? 1 : duel_get_num_threads();
+    if (want != blas_now) {
+        openblas_set_num_threads(want);
+        blas_now = want;
+    }
 }
 
 int duel_get_num_threads(void) {
