@@ -60,6 +60,7 @@ local head = ('%s, %s cores (%s), %d threads, %d rounds; load average at start %
           :match('%S+') or 'not importable')
 print(head)
 
+local function f(x, fmt) return x and (fmt or '%.2f'):format(x) or 'skipped' end
 local t0 = os.time()
 local rows = {}
 for _, case in ipairs(cases) do
@@ -84,10 +85,10 @@ for _, case in ipairs(cases) do
                rss_t = math.max(res.torch_passive.rss, res.torch_default.rss)}
   if has_torch then row.ratio = math.min(tp, td) / d end
   rows[#rows + 1] = row
-  io.stderr:write(('  %s done (%d s so far)\n'):format(case, os.time() - t0))
+  io.stderr:write(('  %s: duel %s ms, torch %s / %s ms, ratio %s (%d s so far)\n'):format(case,
+    f(d), f(tp), f(td), f(row.ratio), os.time() - t0))
 end
 
-local function f(x, fmt) return x and (fmt or '%.2f'):format(x) or 'skipped' end
 local lines = {
   '| case | duel ms | torch ms (PASSIVE) | torch ms (default) | ratio | duel RSS MB | torch RSS MB |',
   '|---|---:|---:|---:|---:|---:|---:|'}
