@@ -316,7 +316,7 @@ function R.render(summary, opts)
     end
   end
   w()
-  w('Published rows (not run here; ' .. R.PUBLISHED_SETUP .. ')')
+  w('Published rows, not run here. Their setup: ' .. R.PUBLISHED_SETUP)
   w()
   w('| published | ring8 modes (of 8) | ring8 HQ % | grid25 modes (of 25) | grid25 HQ % |')
   w('|---|---|---|---|---|')
