@@ -3,7 +3,7 @@
 -- not timed. bench/steps_torch.py is the same in PyTorch (same nets, init, batches, losses,
 -- optimizers); `make bench-compare` runs both.
 --   luajit bench/steps.lua --case NAME [--threads 2] [--steps N] [--warmup W] [--seed 1]
---                          [--budget S]  (stop early once the timed steps took S seconds (30),
+--                          [--budget S]  (stop early once the timed steps took S seconds (20),
 --                                         after at least 2; warm-up likewise after S/2)
 -- prints one JSON line: {"case", "ms_median", "ms_min", "ms_max", "steps", "peak_rss_mb"}
 -- (peak RSS is VmHWM of /proc/self/status, the whole process), plus cpu_ms_median: process CPU
@@ -15,7 +15,7 @@ local zoo = require 'experiments.zoo_models'
 local models = require 'experiments.models'
 local nn, F, gan, optim = duel.nn, duel.F, duel.gan, duel.optim
 
-local o = {case = nil, threads = 2, steps = nil, warmup = nil, seed = 1, budget = 30}
+local o = {case = nil, threads = 2, steps = nil, warmup = nil, seed = 1, budget = 20}
 local i = 1
 while arg[i] do
   local k = arg[i]:match('^%-%-(.+)$')
@@ -171,34 +171,34 @@ local function pix2pix128(batch)
 end
 
 -- name -> {make = function() -> step, steps, warmup}: step counts keep `make bench-compare`
--- within about 15 minutes on the 2-core machine
+-- within about 15 minutes on the 2-core machine (one timed step for the four heaviest)
 local cases = {
-  toy2d = {toy(512), 200, 20},
-  toy2d_b64 = {toy(64), 1000, 100},
+  toy2d = {toy(512), 100, 10},
+  toy2d_b64 = {toy(64), 500, 50},
   wgangp_toy2d = {function()
     local G, D = zoo.mlp{256, 128, 128, 2}, zoo.mlp{2, 128, 128, 1}
     return wgangp(G, D, adam(G, 1e-4, 0.9), adam(D, 1e-4, 0.9), duel.randn(512, 2),
                   function() return duel.randn(512, 256) end, 5)
-  end, 40, 5},
+  end, 20, 3},
   dcgan28 = {function()
     local G, D = dcgan28_nets()
     return standard(G, D, adam(G, 2e-4), adam(D, 2e-4), images(64, 1, 28),
                     function() return duel.randn(64, 100) end, 'nonsaturating')
-  end, 10, 2},
-  infogan28 = {infogan28, 10, 2},
+  end, 6, 1},
+  infogan28 = {infogan28, 6, 1},
   dcgan64 = {function()
     local G, D = zoo.G64(100, 64), zoo.D64(64)
     return standard(G, D, adam(G, 2e-4), adam(D, 2e-4), images(64, 3, 64),
                     function() return duel.randn(64, 100) end, 'nonsaturating')
-  end, 2, 1},
+  end, 1, 1},
   wgangp64 = {function()
     local G, D = zoo.G64(100, 64), zoo.D64(64, {norm = 'none'})
     return wgangp(G, D, adam(G, 1e-4, 0.9), adam(D, 1e-4, 0.9), images(64, 3, 64),
                   function() return duel.randn(64, 100) end, 5)
   end, 1, 1},
-  cyclegan128 = {cyclegan128, 2, 1},
-  pix2pix128 = {pix2pix128(1), 6, 1},
-  pix2pix128b16 = {pix2pix128(16), 2, 1},
+  cyclegan128 = {cyclegan128, 1, 1},
+  pix2pix128 = {pix2pix128(1), 4, 1},
+  pix2pix128b16 = {pix2pix128(16), 1, 1},
 }
 
 local c = cases[o.case]

@@ -331,11 +331,11 @@ def pix2pix128(batch):
 
 # name -> (make, steps, warmup): the same counts as bench/steps.lua
 CASES = {
-    'toy2d': (toy(512), 200, 20), 'toy2d_b64': (toy(64), 1000, 100),
-    'wgangp_toy2d': (wgangp_toy2d, 40, 5), 'dcgan28': (dcgan28, 10, 2),
-    'infogan28': (infogan28, 10, 2), 'dcgan64': (dcgan64, 2, 1), 'wgangp64': (wgangp64, 1, 1),
-    'cyclegan128': (cyclegan128, 2, 1), 'pix2pix128': (pix2pix128(1), 6, 1),
-    'pix2pix128b16': (pix2pix128(16), 2, 1),
+    'toy2d': (toy(512), 100, 10), 'toy2d_b64': (toy(64), 500, 50),
+    'wgangp_toy2d': (wgangp_toy2d, 20, 3), 'dcgan28': (dcgan28, 6, 1),
+    'infogan28': (infogan28, 6, 1), 'dcgan64': (dcgan64, 1, 1), 'wgangp64': (wgangp64, 1, 1),
+    'cyclegan128': (cyclegan128, 1, 1), 'pix2pix128': (pix2pix128(1), 4, 1),
+    'pix2pix128b16': (pix2pix128(16), 1, 1),
 }
 
 
@@ -354,7 +354,7 @@ def main():
     ap.add_argument('--steps', type=int)
     ap.add_argument('--warmup', type=int)
     ap.add_argument('--seed', type=int, default=1)
-    ap.add_argument('--budget', type=float, default=30)  # as steps.lua: stop early past S s
+    ap.add_argument('--budget', type=float, default=20)  # as steps.lua: stop early past S s
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
