@@ -10,6 +10,7 @@
 #include "duel_impl.h"
 #include "image.h"
 #include <ctype.h>
+#include <strings.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -41,6 +42,7 @@
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized" /* -O3 false positives in stbi__context */
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
@@ -64,14 +66,11 @@ static const char *fmt_name[] = {"image", "PNG", "JPEG", "BMP", "TGA"};
 static int ext_format(const char *path) {
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
     if (!dot || (slash && dot < slash)) return FMT_NONE;
-    char e[8];
-    size_t n = strlen(dot + 1);
-    if (n == 0 || n >= sizeof e) return FMT_NONE;
-    for (size_t i = 0; i <= n; i++) e[i] = (char)tolower((unsigned char)dot[1 + i]);
-    if (!strcmp(e, "png")) return FMT_PNG;
-    if (!strcmp(e, "jpg") || !strcmp(e, "jpeg")) return FMT_JPEG;
-    if (!strcmp(e, "bmp")) return FMT_BMP;
-    if (!strcmp(e, "tga")) return FMT_TGA;
+    const char *e = dot + 1;
+    if (!strcasecmp(e, "png")) return FMT_PNG;
+    if (!strcasecmp(e, "jpg") || !strcasecmp(e, "jpeg")) return FMT_JPEG;
+    if (!strcasecmp(e, "bmp")) return FMT_BMP;
+    if (!strcasecmp(e, "tga")) return FMT_TGA;
     return FMT_NONE;
 }
 
