@@ -7,25 +7,8 @@
 local T = require 'tests.harness'
 local duel = require 'duel'
 
-local tmp = os.tmpname()
-os.remove(tmp)
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function run(script, args)
-  local p = io.popen(('luajit experiments/%s.lua --out %s %s 2>&1; echo "rc=$?"')
-                     :format(script, q(tmp), args or ''))
-  local out = p:read('*a')
-  p:close()
-  return out, tonumber(out:match('rc=(%d+)%s*$')), out:match('^' .. script .. ': (%S+)')
-end
-
-local function exists(path)
-  local f = io.open(path, 'rb')
-  if not f then return false end
-  local n = f:seek('end')
-  f:close()
-  return n > 0
-end
+local R = require('tests.experiment_runs')()
+local tmp, q, run, exists = R.tmp, R.q, R.run, R.exists
 
 -- metrics.jsonl: the training lines (without time) and the evaluation lines
 local function metrics(dir)
