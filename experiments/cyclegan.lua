@@ -139,11 +139,7 @@ duel.save(run.dir .. '/test.safetensors', out)
 -- the task metrics (translation accuracy by the reference classifier): test.json and a final
 -- {"eval":"final"} line of metrics.jsonl
 for key, v in pairs(require('experiments.i2i_eval').cyclegan_metrics(out, o)) do result[key] = v end
-local f = assert(io.open(run.dir .. '/test.json', 'w'))
-f:write(common.json(result), '\n'); f:close()
-result.eval, result.step = 'final', o.steps
-f = assert(io.open(run.dir .. '/metrics.jsonl', 'a'))
-f:write(common.json(result), '\n'); f:close()
+i2i.write_results(run, result, o.steps)
 print(('done: steps %d..%d in %.1f s; test cycle L1 A %.4f, B %.4f; outputs in %s'):format(
   start + 1, o.steps, common.now() - t0, result.cycle_l1_A, result.cycle_l1_B, run.dir))
 if result.acc_A2B then

@@ -107,4 +107,14 @@ function i2i.train(run, o, start, loader, spec)
   return false
 end
 
+-- the end-of-run evaluation: test.json, and the same fields as the {"eval":"final"} line of
+-- metrics.jsonl
+function i2i.write_results(run, result, steps)
+  local f = assert(io.open(run.dir .. '/test.json', 'w'))
+  f:write(common.json(result), '\n'); f:close()
+  result.eval, result.step = 'final', steps
+  f = assert(io.open(run.dir .. '/metrics.jsonl', 'a'))
+  f:write(common.json(result), '\n'); f:close()
+end
+
 return i2i

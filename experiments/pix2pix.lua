@@ -120,11 +120,7 @@ i2i.test_sheets(run.dir, 'test', {x, y, t})
 local result = require('experiments.i2i_eval').pix2pix_metrics(x, y, t, o)
 result.steps = o.steps
 duel.save(run.dir .. '/test.safetensors', {input = x, output = y, target = t})
-local f = assert(io.open(run.dir .. '/test.json', 'w'))
-f:write(common.json(result), '\n'); f:close()
-result.eval, result.step = 'final', o.steps
-f = assert(io.open(run.dir .. '/metrics.jsonl', 'a'))
-f:write(common.json(result), '\n'); f:close()
+i2i.write_results(run, result, o.steps)
 print(('done: steps %d..%d in %.1f s; test L1 %.4f, PSNR %.2f dB; outputs in %s'):format(
   start + 1, o.steps, common.now() - t0, result.l1, result.psnr, run.dir))
 if result.acc_output then
