@@ -152,7 +152,16 @@ function common.setup(script, defaults, help, argv)
   end
   -- --dist: MPI data parallelism (experiments/dist_run.lua); rank r draws noise from seed + r
   local rank = o.dist and require('experiments.dist_run').start(common, o) or 0
-  if o.threads then duel.set_num_threads(o.threads) end
+  if o.threads then
+    -- ranks on one host share its cores: a default thread count is split among them
+    local threads, per_host = o.threads, tonumber(os.getenv('OMPI_COMM_WORLD_LOCAL_SIZE') or '')
+    local given = false
+    for _, a in ipairs(argv) do given = given or a == '--threads' end
+    if o.dist and per_host and per_host > 1 and not given then
+      threads = math.max(1, math.floor(threads / per_host))
+    end
+    duel.set_num_threads(threads)
+  end
   duel.manual_seed((o.seed or 1) + rank)
   local dir = o.resume
   if not dir then

@@ -84,11 +84,12 @@ function zoo.D64(ndf, opt) return Disc(3, ndf, 4, opt or {}) end
 
 -- the options every image script has, merged with the script's own (which win)
 function zoo.options(own, own_help)
-  local d = {steps = 1000, batch = 64, nz = 100, ngf = 32, ndf = 32, seed = 1, threads = 1,
+  local d = {steps = 1000, batch = 64, nz = 100, ngf = 32, ndf = 32, seed = 1, threads = 2,
              log_every = 10, sample_every = 250, ckpt_every = 500, stop_at = 0, out = 'runs',
              _quick = {steps = 4, batch = 16, log_every = 1, sample_every = 2, ckpt_every = 2}}
   local h = {steps = 'G steps', batch = 'images per batch', nz = 'latent size, N(0, I)',
-             ngf = 'G width', ndf = 'D width', seed = 'RNG seed', threads = 'CPU threads',
+             ngf = 'G width', ndf = 'D width', seed = 'RNG seed',
+             threads = 'CPU threads (split among ranks on one host under --dist)',
              log_every = 'steps per metrics line', sample_every = 'steps per sample grid',
              ckpt_every = 'steps per checkpoint', out = 'folder for run folders',
              stop_at = 'stop after this step (0: never), to test --resume'}
