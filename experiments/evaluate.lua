@@ -8,14 +8,21 @@
 --   dcgan, wgan, wgan_gp, lsgan, sngan, fgan, r3gan (the 32x32 Fashion-MNIST G)
 --            Frechet / precision / recall / classifier score / class coverage of 10,000 samples
 --            against the 10,000 test images, on the reference classifier's features
+--   cgan, sagan   the same image scores (1,000 samples a class) and the conditional accuracy:
+--            how often the classifier names the class G was asked for
+--   stylegan, vaegan (decoder on prior samples), infogan (random codes)   the image scores;
+--            infogan adds the cluster accuracy its script measured at the end
 --   cyclegan translation accuracy both ways and cycle L1 on the test domains
 --   pix2pix  L1, PSNR, classifier accuracy on outputs and on real targets
+--   stargan, srgan, unrolled   the scores the script itself wrote at its end (metrics.jsonl's
+--            last 'translation', 'psnr' or 'toy_modes' line): they need its data pipeline
 local duel = require 'duel'
 local common = require 'experiments.common'
 local M, D = duel.metrics, duel.data
 
 local ev = {}
-ev.N_IMAGE = 10000
+ev.N_IMAGE = 10000 -- generated images scored
+ev.N_TEST = nil    -- test images they are compared with (nil: all 10,000; tests use fewer)
 
 local function fail(fmt, ...) error(fmt:format(...), 0) end
 
@@ -78,7 +85,7 @@ local test_cache
 local function test_feats()
   if not test_cache then
     local clf = M.classifier()
-    local t = D.fashion_mnist{split = 'test', pad_to = 32}
+    local t = D.fashion_mnist{split = 'test', pad_to = 32, limit = ev.N_TEST}
     test_cache = {feats = clf:features(t.images), n = t.images:size(1)}
   end
   return test_cache
@@ -97,6 +104,24 @@ function ev.image_scores(images)
           class_tv = cov.tv_uniform, n = images:size(1), n_test = tf.n}
 end
 
+-- ev.N_IMAGE images from gen(n, i) (batch i of n), noise from seed 1; training mode, batches of
+-- 500: the batch statistics the scripts' sample grids use
+local function generate(gen)
+  return with_seed(1, function()
+    return duel.no_grad(function()
+      local parts, b = {}, math.min(500, ev.N_IMAGE)
+      for i = 1, math.ceil(ev.N_IMAGE / b) do parts[i] = gen(b, i) end
+      return duel.cat(parts, 1):narrow(1, 1, ev.N_IMAGE)
+    end)
+  end)
+end
+
+local function scored(imgs, ck)
+  local r = ev.image_scores(imgs)
+  r.steps = ck.step
+  return r
+end
+
 function ev.image(dir, o, ck)
   if (o.preset or 'fashion') ~= 'fashion' then
     fail('evaluate: only the Fashion-MNIST preset is scored, got preset %s', tostring(o.preset))
@@ -104,15 +129,85 @@ function ev.image(dir, o, ck)
   local zoo = require 'experiments.zoo_models'
   local G = zoo.G32(o.nz, o.ngf)
   G:load_state_dict(ck.G)
-  -- training mode, batches of 500: the batch statistics the scripts' sample grids use
-  local imgs = with_seed(1, function()
-    return duel.no_grad(function()
-      local parts = {}
-      for i = 1, ev.N_IMAGE / 500 do parts[i] = G(duel.randn(500, o.nz)) end
-      return duel.cat(parts, 1)
-    end)
+  return scored(generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
+end
+
+-- class-conditional G: classes 1..k in turn, so every class gets the same number of samples
+function ev.cond(dir, o, ck, script)
+  local zoo, zoo2 = require 'experiments.zoo_models', require 'experiments.zoo_models2'
+  local k, F = o.classes, duel.F
+  local gen
+  if script == 'cgan' then
+    local G = zoo.G32(o.nz + k, o.ngf)
+    G:load_state_dict(ck.G)
+    gen = function(z, y) return G(duel.cat({z, F.one_hot(y, k)}, 2)) end
+  else
+    local G = zoo2.CondG(o.nz, o.ngf, k, {attn = o.attn, sn = true})
+    G:load_state_dict(ck.G)
+    gen = function(z, y) return G(z, y) end
+  end
+  local labels = {}
+  local imgs = generate(function(n, i)
+    local y = {}
+    for j = 1, n do y[j] = ((i - 1) * n + j - 1) % k + 1 end
+    for j = 1, n do labels[#labels + 1] = y[j] end
+    return gen(duel.randn(n, o.nz), duel.tensor(y))
   end)
-  local r = ev.image_scores(imgs)
+  local r = scored(imgs, ck)
+  local pred = M.classifier():predict(imgs):totable()
+  local hits = 0
+  for i = 1, #pred do if pred[i] == labels[i] then hits = hits + 1 end end
+  r.cond_accuracy = hits / #pred
+  return r
+end
+
+function ev.stylegan(dir, o, ck)
+  local zoo2 = require 'experiments.zoo_models2'
+  local G = zoo2.StyleG(o.nz, o.w_dim, o.ngf, o.n_map)
+  G:load_state_dict(ck.G)
+  return scored(generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
+end
+
+function ev.vaegan(dir, o, ck) -- the decoder as a generator, on z ~ N(0, I)
+  local zoo = require 'experiments.zoo_models'
+  local G = zoo.G32(o.nz, o.ngf)
+  G:load_state_dict(ck.G)
+  return scored(generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
+end
+
+-- the last line of the run's metrics.jsonl whose "eval" is `tag`, as a table
+local function own_line(dir, tag)
+  local R = require 'tools.results_lib'
+  local f = io.open(dir .. '/metrics.jsonl', 'r')
+  local found
+  if f then
+    for line in f:lines() do
+      if line:find('"eval":"' .. tag .. '"', 1, true) then found = line end
+    end
+    f:close()
+  end
+  if not found then fail('evaluate: no %s line in %s/metrics.jsonl, got none', tag, dir) end
+  local t = R.json_decode(found)
+  t.eval = nil
+  return t
+end
+
+function ev.infogan(dir, o, ck)
+  local zoo = require 'experiments.zoo_models'
+  local G = zoo.G32(o.noise + o.n_cat + o.n_cont, o.ngf)
+  G:load_state_dict(ck.G)
+  local r = scored(generate(function(n)
+    return G((duel.gan.sample_latent{n = n, noise = o.noise, categorical = {o.n_cat},
+                                     continuous = o.n_cont}))
+  end), ck)
+  local own = own_line(dir, 'cluster_accuracy')
+  r.cluster_accuracy, r.q_accuracy = own.cluster_accuracy, own.q_accuracy
+  return r
+end
+
+local OWN = {stargan = 'translation', srgan = 'psnr', unrolled = 'toy_modes'}
+function ev.own(dir, o, ck, script)
+  local r = own_line(dir, OWN[script])
   r.steps = ck.step
   return r
 end
@@ -163,7 +258,10 @@ end
 
 local KIND = {toy2d = 'toy', dcgan = 'image', wgan = 'image', wgan_gp = 'image', lsgan = 'image',
               sngan = 'image', fgan = 'image', r3gan = 'image', cyclegan = 'cyclegan',
-              pix2pix = 'pix2pix'}
+              pix2pix = 'pix2pix', cgan = 'cond', sagan = 'cond', stylegan = 'stylegan',
+              vaegan = 'vaegan', infogan = 'infogan', stargan = 'own', srgan = 'own',
+              unrolled = 'own'}
+ev.KIND = KIND
 
 function ev.run(dir)
   local script = ev.script_of(dir)
@@ -171,7 +269,7 @@ function ev.run(dir)
   local o = ev.options(dir)
   local ck = checkpoint(dir)
   local t0 = duel.clock()
-  local r = ev[kind](dir, o, ck)
+  local r = ev[kind](dir, o, ck, script)
   r.eval_s = duel.clock() - t0
   r.script = script
   return r

@@ -9,6 +9,18 @@ local duel = require 'duel'
 local R = require('tests.experiment_runs')()
 local tmp, q, run, exists = R.tmp, R.q, R.run, R.exists
 
+-- evaluate.lua's image scores of a quick run: finite, in range, on the images asked for
+local function check_scores(dir)
+  local r = R.scores(dir)
+  T.eq(r.n, 100)
+  T.eq(r.n_test, 200)
+  T.ok(r.frechet >= 0 and r.frechet < 1e6, 'frechet ' .. tostring(r.frechet))
+  T.ok(r.precision >= 0 and r.precision <= 1 and r.recall >= 0 and r.recall <= 1, 'precision/recall')
+  T.ok(r.classifier_score >= 1 - 1e-4 and r.classifier_score <= 10 + 1e-4, 'classifier score')
+  T.eq(r.steps, 4)
+  return r
+end
+
 -- metrics lines without the eval lines (and without the time, which differs between runs)
 local function metric_lines(dir)
   local lines = {}
@@ -43,14 +55,20 @@ local function check_run(script, args, steps, files, keys)
 end
 
 T.case('cgan --quick: one row per class, interpolation strip, checkpoint', function()
-  local _, _, img = check_run('cgan', '--quick', 4, {'samples_000002.png', 'interpolation.png'},
-                              {'d_loss', 'g_loss'})
+  local _, dir, img = check_run('cgan', '--quick', 4, {'samples_000002.png', 'interpolation.png'},
+                                {'d_loss', 'g_loss'})
   T.eq(img:size(), {1, 10 * 34 + 2, 10 * 34 + 2}) -- 10 classes x 10 latents of 32x32
+  local r = check_scores(dir)
+  -- hits out of 100 samples, 10 of each class
+  T.ok(r.cond_accuracy >= 0 and r.cond_accuracy <= 1 and math.abs(r.cond_accuracy * 100
+       - math.floor(r.cond_accuracy * 100 + 0.5)) < 1e-9, 'cond_accuracy ' .. r.cond_accuracy)
 end)
 
 T.case('sagan --quick: attention, conditional BN, projection D with spectral norm', function()
-  local out, _, img, ck = check_run('sagan', '--quick', 4, {'interpolation.png'},
-                                    {'d_loss', 'g_loss', 'gamma_g'})
+  local out, dir, img, ck = check_run('sagan', '--quick', 4, {'interpolation.png'},
+                                      {'d_loss', 'g_loss', 'gamma_g'})
+  local r = check_scores(dir)
+  T.ok(r.cond_accuracy >= 0 and r.cond_accuracy <= 1, 'cond_accuracy')
   T.eq(img:size(), {1, 10 * 34 + 2, 10 * 34 + 2})
   T.ok(out:find('(attn): SelfAttention2d', 1, true), out)
   T.ok(out:find('ConditionalBatchNorm2d', 1, true), out)
@@ -64,6 +82,7 @@ T.case('stylegan --quick: mapping, AdaIN, noise inputs, style-mixing grid, R1', 
   T.ok(out:find('AdaIN(16, 64)', 1, true) and out:find('NoiseInput', 1, true), out)
   T.eq(duel.image.load(dir .. '/styles_mixed.png'):size(), {1, 6 * 34 + 2, 6 * 34 + 2})
   T.ok(type(ck.oM) == 'table' and ck.G['noise5.scale'], 'mapping optimizer and noise scales saved')
+  check_scores(dir)
 end)
 
 T.case('infogan --quick: code grids, finite information terms, cluster accuracy', function()
@@ -82,6 +101,8 @@ T.case('infogan --quick: code grids, finite information terms, cluster accuracy'
     end
   end
   T.eq(evals, 1)
+  local r = check_scores(dir) -- the image scores, and the script's own cluster accuracy
+  T.close(r.cluster_accuracy, acc, 1e-4)
 end)
 
 T.case('infogan: --stop_at then --resume logs the same losses as an uninterrupted run', function()

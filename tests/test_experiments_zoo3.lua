@@ -53,6 +53,8 @@ T.case('vaegan --quick: prior samples, reconstruction pairs, KL and feature loss
   for _, l in ipairs(lines) do T.ok(num(l, 'kl') > 0 and num(l, 'llike') > 0, l) end
   -- 32 test images and their reconstructions, 8 tiles a row
   T.eq(duel.image.load(dir .. '/recon_final.png'):size(), {1, 8 * 34 + 2, 8 * 34 + 2})
+  local r = R.scores(dir) -- the decoder on prior samples, scored as the image GANs
+  T.ok(r.n == 100 and r.frechet >= 0 and r.recall >= 0 and r.recall <= 1 and r.steps == 4)
 end)
 
 T.case('stargan --quick: translation sheet, domain losses, translation accuracy', function()
@@ -67,6 +69,9 @@ T.case('stargan --quick: translation sheet, domain losses, translation accuracy'
   T.ok(acc >= 0 and acc <= 1 and real > 0.5, evals[1]) -- the classifier knows the real images
   T.eq(num(evals[1], 'n'), 4 * 4 * 8)
   T.ok(out:find('stargan: translation accuracy', 1, true), out)
+  local r = R.scores(dir) -- evaluate.lua takes the script's own line
+  T.close(r.accuracy, acc, 1e-6)
+  T.eq(r.steps, 4)
   local _, _, l2 = check_run('stargan', '--quick --adv wgan_gp --n_critic 2 --steps 2', 2)
   T.ok(num(l2[2], 'gp') > 0, l2[2])
 end)
@@ -78,6 +83,9 @@ T.case('srgan --quick: (input | output | target) sheets and PSNR', function()
   T.eq(#evals, 1)
   local p, b = num(evals[1], 'psnr'), num(evals[1], 'psnr_bilinear')
   T.ok(p > 0 and p < 60 and b > 5 and b < 60, evals[1])
+  local r = R.scores(dir)
+  T.close(r.psnr, p, 1e-6)
+  T.close(r.psnr_bilinear, b, 1e-6)
 end)
 
 T.case('unrolled --quick: scatter plots, mode counts, K in the summary', function()
@@ -86,6 +94,9 @@ T.case('unrolled --quick: scatter plots, mode counts, K in the summary', functio
   T.eq(#evals, 2)
   T.eq(num(evals[2], 'n_modes'), 8)
   T.ok(out:find('unrolled ring8 K=2 %(adam, minimax%): %d of 8 modes'), out)
+  local r = R.scores(dir) -- the last mode count
+  T.eq(r.modes, num(evals[2], 'modes'))
+  T.close(r.high_quality, num(evals[2], 'high_quality'), 1e-6)
 end)
 
 -- G's gradient of f(G, D_K): with K = 2 it differs from K = 0 and from the gradient with D_K's

@@ -16,6 +16,10 @@ local function synthetic()
       ['toy2d-ring8-wgangp'] = {['1'] = toy(7, 0.5)},
       ['dcgan'] = {['1'] = {frechet = 0.625, precision = 0.7, recall = 0.4, classifier_score = 8,
                             classes_covered = 10, wall_s = 300, machine = machine}},
+      ['cgan'] = {['1'] = {frechet = 0.5, precision = 0.8, recall = 0.6, classifier_score = 7,
+                           classes_covered = 10, cond_accuracy = 0.85, wall_s = 200,
+                           machine = machine}},
+      ['srgan'] = {['1'] = {psnr = 16.5, psnr_bilinear = 15.5, wall_s = 90, machine = machine}},
       ['cyclegan'] = {['1'] = {acc_A2B = 0.95, acc_B2A = 0.85, acc_real_A = 0.97,
                                acc_real_B = 0.96, cycle_l1_A = 0.08, cycle_l1_B = 0.1,
                                wall_s = 250, machine = machine}},
@@ -33,7 +37,10 @@ T.case('RESULTS.md from a synthetic summary: means, targets, floors, pending row
   has(md, '| toy2d-ring8-vanilla | pending |')
   -- the floor and DCGAN's distance from it: 0.625 / 0.125 = 5x, recall 0.1 short
   has(md, 'Fréchet **0.1250**')
-  has(md, '| dcgan | 1 | 0.625 | 5.0x | 0.700 | 0.400 | 8.00 | 10.0 | 300 s | Fréchet 5.0x floor (target <= 3x), recall 0.10 short |')
+  has(md, '| dcgan | 1 | 0.625 | 5.0x | 0.700 | 0.400 | 8.00 | 10.0 | – | 300 s | Fréchet 5.0x floor (target <= 3x), recall 0.10 short |')
+  has(md, '| cgan | 1 | 0.500 | 4.0x | 0.800 | 0.600 | 7.00 | 10.0 | conditional accuracy 0.850 | 200 s | no target |')
+  has(md, '| srgan | 1 | PSNR 16.50 dB (bilinear 15.50 dB) | 90 s |')
+  has(md, '| stargan | pending | – | – |')
   has(md, 'B->A 5.0 points short')
   has(md, '| pix2pix | pending |')
   -- published rows with their setup

@@ -34,7 +34,17 @@ R.EXPERIMENTS = {
   {name = 'sngan', script = 'sngan', args = {}, kind = 'image'},
   {name = 'fgan', script = 'fgan', args = {}, kind = 'image'},
   {name = 'r3gan', script = 'r3gan', args = {}, kind = 'image'},
+  {name = 'cgan', script = 'cgan', args = {}, kind = 'cond'},
+  {name = 'sagan', script = 'sagan', args = {}, kind = 'cond'},
+  {name = 'infogan', script = 'infogan', args = {}, kind = 'infogan'},
+  {name = 'stylegan', script = 'stylegan', args = {}, kind = 'stylegan'},
+  {name = 'vaegan', script = 'vaegan', args = {}, kind = 'vaegan'},
+  {name = 'stargan', script = 'stargan', args = {}, kind = 'own'},
+  {name = 'srgan', script = 'srgan', args = {}, kind = 'own'},
+  {name = 'unrolled', script = 'unrolled', args = {}, kind = 'own'},
 }
+-- the kinds scored like dcgan (Frechet etc. of 10,000 samples)
+local IMAGE = {image = true, cond = true, infogan = true, stylegan = true, vaegan = true}
 R.BY_NAME = {}
 for _, e in ipairs(R.EXPERIMENTS) do R.BY_NAME[e.name] = e end
 
@@ -343,10 +353,14 @@ function R.render(summary, opts)
     pend[#pend + 1] = '`RESULTS_ONLY=floor make results`'
   end
   w()
-  w('| run | seeds | Fréchet | x floor | precision | recall | classifier score | classes | wall time | vs target |')
-  w('|---|---|---|---|---|---|---|---|---|---|')
+  w('cgan and sagan add the conditional accuracy (how often the classifier names the class G')
+  w('was asked for, 1,000 samples a class); infogan the cluster accuracy of its categorical code')
+  w('(Hungarian matching of code values to classes, measured by the script at its end).')
+  w()
+  w('| run | seeds | Fréchet | x floor | precision | recall | classifier score | classes | other | wall time | vs target |')
+  w('|---|---|---|---|---|---|---|---|---|---|---|')
   for _, e in ipairs(R.EXPERIMENTS) do
-    if e.kind == 'image' then
+    if IMAGE[e.kind] then
       local rows, seeds = seed_rows(summary, e.name)
       local ratio = '–'
       local fm = stats(rows, 'frechet')
@@ -367,11 +381,17 @@ function R.render(summary, opts)
         end
         gap = #parts == 0 and 'met' or table.concat(parts, ', ')
       elseif #rows == 0 then gap = 'pending' end
-      w(('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |'):format(e.name,
+      local other = '–'
+      if #rows > 0 and e.kind == 'cond' then
+        other = 'conditional accuracy ' .. fmt(rows, 'cond_accuracy', '%.3f')
+      elseif #rows > 0 and e.kind == 'infogan' then
+        other = 'cluster accuracy ' .. fmt(rows, 'cluster_accuracy', '%.3f')
+      end
+      w(('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |'):format(e.name,
         #seeds > 0 and table.concat(seeds, ',') or 'pending', fmt(rows, 'frechet', '%.3f'), ratio,
         fmt(rows, 'precision', '%.3f'), fmt(rows, 'recall', '%.3f'),
-        fmt(rows, 'classifier_score', '%.2f'), fmt(rows, 'classes_covered', '%.1f'), wall(rows),
-        gap))
+        fmt(rows, 'classifier_score', '%.2f'), fmt(rows, 'classes_covered', '%.1f'), other,
+        wall(rows), gap))
       local miss = missing(seeds, want)
       if #miss > 0 then pend[#pend + 1] = pending_cmd(e.name, miss) end
     end
@@ -414,6 +434,37 @@ function R.render(summary, opts)
       end
       w(('| %s | %s | %s | %s | %s |'):format(e.name,
         #seeds > 0 and table.concat(seeds, ',') or 'pending', m, wall(rows), gap))
+      local miss = missing(seeds, want)
+      if #miss > 0 then pend[#pend + 1] = pending_cmd(e.name, miss) end
+    end
+  end
+  w()
+  -- the scripts that score themselves at their end
+  w('## Other experiments')
+  w()
+  w('Scored by the scripts themselves at the end of the run (the last such line of the run\'s')
+  w('metrics.jsonl): StarGAN\'s translation accuracy (the classifier names the target garment')
+  w('class of a translated test image; real test images beside it), SRGAN\'s PSNR of the 4x')
+  w('super-resolved test images beside bilinear upsampling\'s, the unrolled GAN\'s ring8 modes.')
+  w()
+  w('| run | seeds | metrics | wall time |')
+  w('|---|---|---|---|')
+  for _, e in ipairs(R.EXPERIMENTS) do
+    if e.kind == 'own' then
+      local rows, seeds = seed_rows(summary, e.name)
+      local m = '–'
+      if #rows > 0 and e.name == 'stargan' then
+        m = ('translation accuracy %s (real test images %s)'):format(fmt(rows, 'accuracy', '%.3f'),
+          fmt(rows, 'real_accuracy', '%.3f'))
+      elseif #rows > 0 and e.name == 'srgan' then
+        m = ('PSNR %s dB (bilinear %s dB)'):format(fmt(rows, 'psnr', '%.2f'),
+          fmt(rows, 'psnr_bilinear', '%.2f'))
+      elseif #rows > 0 then
+        m = ('%s / 8 modes, high quality %s %%'):format(fmt(rows, 'modes', '%.2f'),
+          fmt(rows, 'high_quality', '%.1f', 100))
+      end
+      w(('| %s | %s | %s | %s |'):format(e.name,
+        #seeds > 0 and table.concat(seeds, ',') or 'pending', m, wall(rows)))
       local miss = missing(seeds, want)
       if #miss > 0 then pend[#pend + 1] = pending_cmd(e.name, miss) end
     end
