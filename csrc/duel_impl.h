@@ -11,6 +11,16 @@
 /* Below this many elements a kernel runs on one thread: the fork/join costs more. */
 #define DUEL_PAR_MIN 32768
 
+/* DUEL_PAR_FOR(cond, for-loop): the loop under `omp parallel for` when cond holds, else a plain
+ * loop. Not an `if` clause: libgomp enters and leaves a region of one thread even when the clause
+ * is false, and leaving ends at a barrier whose futex syscall costs about 1.3 us; the ~90 small
+ * kernels of a toy2d_b64 step spent 14% of it there (bench/README.md). A `#pragma` cannot stand
+ * in a macro argument: loops inside use _Pragma("omp simd"). */
+#define DUEL_PAR_FOR(cond, ...) \
+    do { \
+        if (cond) { _Pragma("omp parallel for") __VA_ARGS__ } else { __VA_ARGS__ } \
+    } while (0)
+
 /* call before each cblas_sgemm of an m x n x k product: small ones run on one thread
  * (parallel.c) */
 void duel_gemm_threads(int64_t m, int64_t n, int64_t k);

@@ -557,7 +557,7 @@ int duel_resize_raw(float *dst, const float *src, int64_t planes, int64_t ih, in
     const float *restrict xw = ax.w, *restrict yw = ay.w;
     const int64_t *xlo = ax.lo, *ylo = ay.lo;
     const int xt = ax.taps, yt = ay.taps;
-#pragma omp parallel for if (par)
+    DUEL_PAR_FOR(par,
     for (int64_t r = 0; r < rows; r++) {
         const float *restrict s = src + r * iw;
         float *restrict t = tmp + r * ow;
@@ -567,8 +567,8 @@ int duel_resize_raw(float *dst, const float *src, int64_t planes, int64_t ih, in
             for (int k = 0; k < xt; k++) acc += w[k] * sj[k];
             t[j] = acc;
         }
-    }
-#pragma omp parallel for if (par)
+    });
+    DUEL_PAR_FOR(par,
     for (int64_t p = 0; p < planes * oh; p++) {
         int64_t plane = p / oh, i = p % oh;
         const float *restrict t = tmp + (plane * ih + ylo[i]) * ow;
@@ -581,7 +581,7 @@ int duel_resize_raw(float *dst, const float *src, int64_t planes, int64_t ih, in
             const float *restrict tk = t + k * ow;
             for (int64_t j = 0; j < ow; j++) d[j] += wk * tk[j];
         }
-    }
+    });
     free(tmp);
     rs_free(&ax);
     rs_free(&ay);

@@ -9,7 +9,7 @@ static void sgd_kernel(float *p, const float *g, float *buf, int64_t n, const du
                        int first) {
     float lr = (float)o->lr, wd = (float)o->weight_decay, mom = (float)o->momentum,
           damp = (float)o->dampening;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++) {
         float d = g[i] + wd * p[i];
         if (buf) {
@@ -18,7 +18,7 @@ static void sgd_kernel(float *p, const float *g, float *buf, int64_t n, const du
             d = o->nesterov ? d + mom * b : b;
         }
         p[i] -= lr * d;
-    }
+    });
 }
 
 /* Adam (Kingma & Ba 2015) in PyTorch's arrangement: step = lr / (1 - b1^t),
@@ -31,7 +31,7 @@ static void adam_kernel(float *p, const float *g, float *m, float *v, int64_t n,
     double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
     float step = (float)(o->lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2));
     float decay = o->decoupled ? (float)(1.0 - o->lr * o->weight_decay) : 1.0f;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++) {
         float d = o->decoupled ? g[i] : g[i] + wd * p[i];
         float mi = b1 * m[i] + (1.0f - b1) * d;
@@ -39,7 +39,7 @@ static void adam_kernel(float *p, const float *g, float *m, float *v, int64_t n,
         m[i] = mi;
         v[i] = vi;
         p[i] = p[i] * decay - step * mi / (sqrtf(vi) * rbc2 + eps);
-    }
+    });
 }
 
 /* RMSprop (Hinton's lecture 6e, PyTorch's arrangement): sq = alpha sq + (1-alpha) g^2;
@@ -48,7 +48,7 @@ static void rmsprop_kernel(float *p, const float *g, float *sq, float *gavg, flo
                            const duel_rmsprop_opts *o) {
     float a = (float)o->alpha, eps = (float)o->eps, wd = (float)o->weight_decay,
           lr = (float)o->lr, mom = (float)o->momentum;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++) {
         float d = g[i] + wd * p[i];
         float s = a * sq[i] + (1.0f - a) * d * d;
@@ -64,7 +64,7 @@ static void rmsprop_kernel(float *p, const float *g, float *sq, float *gavg, flo
             u = buf[i];
         }
         p[i] -= lr * u;
-    }
+    });
 }
 
 /* The gradient as contiguous floats (a new ref; usually g itself). */
@@ -122,13 +122,13 @@ double duel_sq_norm(const duel_tensor *t) {
             for (int64_t i = 0; i < n; i++) s += (double)d[i] * d[i];
             return s;
         }
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+        DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
         for (int64_t c = 0; c < nch; c++) {
             int64_t e = (c + 1) * SQ_CHUNK < n ? (c + 1) * SQ_CHUNK : n;
             double acc = 0.0;
             for (int64_t i = c * SQ_CHUNK; i < e; i++) acc += (double)d[i] * d[i];
             part[c] = acc;
-        }
+        });
         for (int64_t c = 0; c < nch; c++) s += part[c];
         if (part != small) free(part);
     } else {
@@ -145,8 +145,9 @@ int duel_clamp_(duel_tensor *t, float lo, float hi) {
                    SHAPE(t));
     int64_t n = duel_numel(t);
     float *d = t->data;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++) d[i] = d[i] < lo ? lo : d[i] > hi ? hi : d[i];
+    );
     duel_bump_version(t, "clip_weights_");
     return 0;
 }

@@ -30,8 +30,9 @@ static inline float u24(uint32_t bits) { return (float)(bits >> 8) * (1.0f / 167
 
 /* out: n uniforms in [0,1) */
 static void rand_kernel(float *out, int64_t n, uint64_t seed, uint64_t off) {
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++) out[i] = u24((uint32_t)(mix(seed, off + (uint64_t)i) >> 32));
+    );
 }
 
 /* Box-Muller in double without libm: glibc's log and cos are scalar calls (about 23 ns per
@@ -101,13 +102,13 @@ static inline double bm_cos2pi(double t) {
 /* out: n standard normals by Box-Muller, one per counter (the sine half is dropped so that
  * element i depends on counter i alone) */
 static void randn_kernel(float *restrict out, int64_t n, uint64_t seed, uint64_t off) {
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++) {
         uint64_t z = mix(seed, off + (uint64_t)i);
         double u1 = ((double)(z >> 40) + 1.0) / 16777217.0; /* (0, 1]: log is finite */
         double u2 = (double)((z >> 16) & 0xFFFFFF) / 16777216.0;
         out[i] = (float)(sqrt(-2.0 * bm_log(u1)) * bm_cos2pi(u2));
-    }
+    });
 }
 
 static duel_tensor *draw(const int64_t *shape, int ndim, int normal) {
@@ -125,9 +126,10 @@ duel_tensor *duel_randn(const int64_t *shape, int ndim) { return draw(shape, ndi
 
 /* out: n draws, 1 with probability p else 0 (u < p with u on the 2^24 grid: p = 1 always 1) */
 static void bernoulli_kernel(float *out, int64_t n, float p, uint64_t seed, uint64_t off) {
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++)
         out[i] = u24((uint32_t)(mix(seed, off + (uint64_t)i) >> 32)) < p ? 1.0f : 0.0f;
+    );
 }
 
 duel_tensor *duel_bernoulli(const int64_t *shape, int ndim, float p) {

@@ -148,8 +148,9 @@ duel_tensor *duel_full(const int64_t *shape, int ndim, float v) {
     if (!t) return NULL;
     int64_t n = duel_numel(t);
     float *d = t->data;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++) d[i] = v;
+    );
     return t;
 }
 
@@ -189,7 +190,7 @@ void duel_strided_copy(float *dst, const duel_tensor *src) {
     int64_t inner = nd ? src->shape[nd - 1] : 1, istride = nd ? src->stride[nd - 1] : 1;
     int64_t rows = n / inner;
     const float *base = src->data;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t r = 0; r < rows; r++) {
         int64_t off = 0, rem = r;
         for (int d = nd - 2; d >= 0; d--) {
@@ -202,7 +203,7 @@ void duel_strided_copy(float *dst, const duel_tensor *src) {
             for (int64_t i = 0; i < inner; i++) o[i] = s[i];
         else
             for (int64_t i = 0; i < inner; i++) o[i] = s[i * istride];
-    }
+    });
 }
 
 static int64_t flat_offset(const duel_tensor *t, int64_t i) {
@@ -265,8 +266,9 @@ int duel_fill_(duel_tensor *t, float v) {
     int64_t n = duel_numel(t);
     if (duel_is_contiguous(t)) {
         float *d = t->data;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+        DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
         for (int64_t i = 0; i < n; i++) d[i] = v;
+        );
     } else {
         for (int64_t i = 0; i < n; i++) duel_flat_set(t, i, v);
     }

@@ -22,18 +22,20 @@ typedef void (*act_kernel)(float *y, const float *x, int64_t n, float p0, float 
 static void leaky_relu_kernel(float *y, const float *x, int64_t n, float slope, float unused,
                               int deriv) {
     (void)unused;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++)
         y[i] = x[i] > 0.0f ? (deriv ? 1.0f : x[i]) : (deriv ? slope : slope * x[i]);
+    );
 }
 
 /* y = x > 0 ? x : alpha (exp(x) - 1);  deriv: the step 1[x > 0] (the negative side's derivative,
  * y + alpha, depends on x and is built from y in the backward) */
 static void elu_kernel(float *y, const float *x, int64_t n, float alpha, float unused, int deriv) {
     (void)unused;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++)
         y[i] = deriv ? (x[i] > 0.0f ? 1.0f : 0.0f) : x[i] > 0.0f ? x[i] : alpha * expm1f(x[i]);
+    );
 }
 
 /* y = beta x > threshold ? x : log(1 + exp(beta x)) / beta, the log term as
@@ -41,13 +43,13 @@ static void elu_kernel(float *y, const float *x, int64_t n, float alpha, float u
  * deriv: 1 where linear, else 0 */
 static void softplus_kernel(float *y, const float *x, int64_t n, float beta, float threshold,
                             int deriv) {
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++) {
         float z = beta * x[i];
         int lin = z > threshold;
         y[i] = deriv ? (lin ? 1.0f : 0.0f)
                      : lin ? x[i] : (fmaxf(z, 0.0f) + log1pf(expf(-fabsf(z)))) / beta;
-    }
+    });
 }
 
 /* y (new ref) = kernel(x) with parameters p0, p1, or the kernel's mask when def is NULL */
@@ -131,7 +133,7 @@ duel_tensor *duel_softplus(duel_tensor *x, float beta, float threshold) {
 static void softmax_kernel(float *y, const float *x, int64_t outer, int64_t n, int64_t inner,
                            int take_log) {
     int64_t rows = outer * inner;
-#pragma omp parallel for if (rows * n >= DUEL_PAR_MIN && rows > 1)
+    DUEL_PAR_FOR(rows * n >= DUEL_PAR_MIN && rows > 1,
     for (int64_t r = 0; r < rows; r++) {
         int64_t base = (r / inner) * n * inner + r % inner;
         const float *p = x + base;
@@ -151,7 +153,7 @@ static void softmax_kernel(float *y, const float *x, int64_t outer, int64_t n, i
             float inv = (float)(1.0 / s);
             for (int64_t i = 0; i < n; i++) q[i * inner] *= inv;
         }
-    }
+    });
 }
 
 /* softmax: dx = y (dy - sum(dy y, dim)) */

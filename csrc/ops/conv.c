@@ -94,7 +94,7 @@ static void im2col_kernel(float *col, const float *x, const geom *q, int64_t c0,
                           int64_t nb, int64_t r0, int64_t nr) {
     int64_t Cg = q->C / q->g, K = q->kh * q->kw, rows = Cg * K, ncol = nb * nr * q->Wo;
     int64_t H = q->H, W = q->W, Wo = q->Wo, sw = q->sw;
-#pragma omp parallel for if (rows * ncol >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(rows * ncol >= DUEL_PAR_MIN,
     for (int64_t row = 0; row < rows; row++) {
         int64_t c = row / K, i = row % K / q->kw, j = row % q->kw;
         int64_t off = j * q->dw - q->pw, lo, hi;
@@ -112,16 +112,16 @@ static void im2col_kernel(float *col, const float *x, const geom *q, int64_t c0,
                 for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
                 /* short rows (Wo of 4 or 8 is common): an inline loop, not a memcpy call */
                 if (sw == 1) {
-#pragma omp simd
+_Pragma("omp simd")
                     for (int64_t ow = lo; ow < hi; ow++) d[ow] = xr[ow];
                 } else {
-#pragma omp simd
+_Pragma("omp simd")
                     for (int64_t ow = lo; ow < hi; ow++) d[ow] = xr[ow * sw];
                 }
                 for (int64_t ow = hi; ow < Wo; ow++) d[ow] = 0.0f;
             }
         }
-    }
+    });
 }
 
 /* x {N,C,H,W} += col2im(col): the adjoint of im2col_kernel over the same block. Windows overlap
@@ -130,7 +130,7 @@ static void col2im_kernel(float *x, const float *col, const geom *q, int64_t c0,
                           int64_t nb, int64_t r0, int64_t nr) {
     int64_t Cg = q->C / q->g, K = q->kh * q->kw, ncol = nb * nr * q->Wo;
     int64_t H = q->H, W = q->W, Wo = q->Wo, sw = q->sw;
-#pragma omp parallel for if (Cg * K * ncol >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(Cg * K * ncol >= DUEL_PAR_MIN,
     for (int64_t p = 0; p < nb * Cg; p++) {
         int64_t s = p / Cg, c = p % Cg;
         float *xp = x + ((n0 + s) * q->C + c0 + c) * H * W;
@@ -145,21 +145,21 @@ static void col2im_kernel(float *x, const float *col, const geom *q, int64_t c0,
                     float *xr = xp + ih * W + off;
                     const float *sr = src + r * Wo;
                     if (sw == 1) {
-#pragma omp simd
+_Pragma("omp simd")
                         for (int64_t ow = lo; ow < hi; ow++) xr[ow] += sr[ow];
                     } else {
                         for (int64_t ow = lo; ow < hi; ow++) xr[ow * sw] += sr[ow];
                     }
                 }
             }
-    }
+    });
 }
 
 /* Between a map y {N,O,HW} and a block matrix t {Og, nb*HW} of group channels [o0, o0+Og):
  * to_block: t <- y (gather), else y <- t (scatter). */
 static void permute_kernel(float *t, float *y, int64_t O, int64_t o0, int64_t Og, int64_t n0,
                            int64_t nb, int64_t HW, int to_block) {
-#pragma omp parallel for if (nb * Og * HW >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(nb * Og * HW >= DUEL_PAR_MIN,
     for (int64_t p = 0; p < nb * Og; p++) {
         int64_t s = p / Og, o = p % Og;
         float *a = t + o * nb * HW + s * HW, *b = y + ((n0 + s) * O + o0 + o) * HW;
@@ -167,19 +167,19 @@ static void permute_kernel(float *t, float *y, int64_t O, int64_t o0, int64_t Og
             memcpy(a, b, (size_t)HW * sizeof(float));
         else
             memcpy(b, a, (size_t)HW * sizeof(float));
-    }
+    });
 }
 
 /* y {N,O,HW} += b {O} (or y = b when set) */
 static void bias_kernel(float *y, const float *b, int64_t N, int64_t O, int64_t HW, int set) {
-#pragma omp parallel for if (N * O * HW >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(N * O * HW >= DUEL_PAR_MIN,
     for (int64_t p = 0; p < N * O; p++) {
         float v = b ? b[p % O] : 0.0f, *yr = y + p * HW;
         if (set)
             for (int64_t i = 0; i < HW; i++) yr[i] = v;
         else
             for (int64_t i = 0; i < HW; i++) yr[i] += v;
-    }
+    });
 }
 
 static void sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
@@ -210,7 +210,7 @@ static int is_small_out(const geom *q) {
 
 /* xp {C,Hp,Wp} = x {C,H,W} (one sample) with ph, pw zeros around */
 static void pad_kernel(float *xp, const float *x, const geom *q, int64_t Hp, int64_t Wp) {
-#pragma omp parallel for if (q->C * Hp * Wp >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(q->C * Hp * Wp >= DUEL_PAR_MIN,
     for (int64_t c = 0; c < q->C; c++) {
         float *d = xp + c * Hp * Wp;
         memset(d, 0, (size_t)(q->ph * Wp) * sizeof(float));
@@ -221,18 +221,18 @@ static void pad_kernel(float *xp, const float *x, const geom *q, int64_t Hp, int
             memset(dr + q->pw + q->W, 0, (size_t)(Wp - q->pw - q->W) * sizeof(float));
         }
         memset(d + (q->H + q->ph) * Wp, 0, (size_t)((Hp - q->H - q->ph) * Wp) * sizeof(float));
-    }
+    });
 }
 
 /* x {C,H,W} += the interior of xp {C,Hp,Wp} (one sample) */
 static void unpad_add_kernel(float *x, const float *xp, const geom *q, int64_t Hp, int64_t Wp) {
-#pragma omp parallel for if (q->C * q->H * q->W >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(q->C * q->H * q->W >= DUEL_PAR_MIN,
     for (int64_t c = 0; c < q->C; c++)
         for (int64_t h = 0; h < q->H; h++) {
             float *d = x + (c * q->H + h) * q->W;
             const float *s = xp + (c * Hp + h + q->ph) * Wp + q->pw;
             for (int64_t w = 0; w < q->W; w++) d[w] += s[w];
-        }
+        });
 }
 
 /* OpenMP outlines a parallel loop before inlining, so the loops below sit in always_inline row
@@ -380,18 +380,21 @@ static void small_kernel(int mode, float *y, float *xp, float *w, const geom *q,
     int64_t NO = q->O, CK = q->C * q->kh * q->kw, work = NO * CK * q->Ho * q->Wo;
     if (mode == D_FWD) {
 #define FWD(K) small_fwd_row(K, y, xp, w, q, Hp, Wp, oh)
-#pragma omp parallel for if (work >= DUEL_PAR_MIN)
+        DUEL_PAR_FOR(work >= DUEL_PAR_MIN,
         for (int64_t oh = 0; oh < q->Ho; oh++) SMALL_SWITCH(NO, FWD)
+        );
 #undef FWD
     } else if (mode == D_ADJ) {
 #define ADJ(K) small_adj_plane(K, xp, y, w, q, Hp, Wp, c)
-#pragma omp parallel for if (work >= DUEL_PAR_MIN)
+        DUEL_PAR_FOR(work >= DUEL_PAR_MIN,
         for (int64_t c = 0; c < q->C; c++) SMALL_SWITCH(NO, ADJ)
+        );
 #undef ADJ
     } else {
 #define WGT(K) small_wgt_tap(K, w, xp, y, q, Hp, Wp, ck)
-#pragma omp parallel for if (work >= DUEL_PAR_MIN)
+        DUEL_PAR_FOR(work >= DUEL_PAR_MIN,
         for (int64_t ck = 0; ck < CK; ck++) SMALL_SWITCH(NO, WGT)
+        );
 #undef WGT
     }
 }
@@ -796,9 +799,10 @@ duel_tensor *duel_linear(duel_tensor *x, duel_tensor *w, duel_tensor *b) {
     duel_tensor *y = wc && (bc || !b) ? duel_new(shp, x->ndim, "linear") : NULL;
     if (y) {
         float *yd = y->data;
-#pragma omp parallel for if (M * out >= DUEL_PAR_MIN)
+        DUEL_PAR_FOR(M * out >= DUEL_PAR_MIN,
         for (int64_t r = 0; r < M; r++)
             for (int64_t j = 0; j < out; j++) yd[r * out + j] = bc ? bc->data[j] : 0.0f;
+        );
         if (M > 0 && out > 0 && in > 0) {
             duel_gemm_threads(M, out, in);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, wt ? CblasNoTrans : CblasTrans, (int)M,

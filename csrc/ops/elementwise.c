@@ -90,7 +90,7 @@ __attribute__((always_inline)) static inline void bin_loop(int op, float *out, c
                                                            int nd) {
     int64_t inner = shape[nd - 1], rows = 1;
     for (int d = 0; d < nd - 1; d++) rows *= shape[d];
-#pragma omp parallel for if (rows * inner >= DUEL_PAR_MIN && rows > 1)
+    DUEL_PAR_FOR(rows * inner >= DUEL_PAR_MIN && rows > 1,
     for (int64_t r = 0; r < rows; r++) {
         int64_t oa = 0, ob = 0, rem = r;
         for (int d = nd - 2; d >= 0; d--) {
@@ -100,7 +100,7 @@ __attribute__((always_inline)) static inline void bin_loop(int op, float *out, c
             ob += i * sb[d];
         }
         bin_row_op(op, out + r * inner, a + oa, sa[nd - 1], b + ob, sb[nd - 1], inner);
-    }
+    });
 }
 
 /* one long row split across threads */
@@ -336,11 +336,11 @@ static void un_range(int op, float *restrict y, const float *restrict x, int64_t
 static void unary_kernel(int op, float *restrict y, const float *restrict x, int64_t n, float p0,
                          float p1) {
     int64_t chunk = 16384, nchunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t s = c * chunk, len = n - s < chunk ? n - s : chunk;
         un_range(op, y + s, x + s, len, p0, p1);
-    }
+    });
 }
 
 static duel_tensor *unary(duel_tensor *x, int op, float p0, float p1, const duel_opdef *def) {
@@ -591,8 +591,9 @@ int duel_add_(duel_tensor *dst, duel_tensor *src, float alpha) {
     float *d = dst->data;
     if (duel_is_contiguous(e) && duel_numel(e) == n) {
         const float *s = e->data;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+        DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
         for (int64_t i = 0; i < n; i++) d[i] += alpha * s[i];
+        );
     } else {
         for (int64_t i = 0; i < n; i++) d[i] += alpha * duel_flat_get(e, i);
     }
@@ -607,8 +608,9 @@ int duel_mul_scalar_(duel_tensor *dst, float s) {
     if (duel_check_inplace(dst, "mul_")) return -1;
     int64_t n = duel_numel(dst);
     float *d = dst->data;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < n; i++) d[i] *= s;
+    );
     duel_bump_version(dst, "mul_");
     return 0;
 }

@@ -77,7 +77,7 @@ enum { CHUNKS = 256 };
 static double term_sum_kernel(int t, const float *a, const float *b, int64_t n) {
     double part[CHUNKS];
     int64_t len = (n + CHUNKS - 1) / CHUNKS;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int c = 0; c < CHUNKS; c++) {
         int64_t s = c * len, e = s + len < n ? s + len : n;
         double acc = 0.0;
@@ -86,7 +86,7 @@ static double term_sum_kernel(int t, const float *a, const float *b, int64_t n) 
         else
             for (int64_t i = s; i < e; i++) acc += term_value(t, a[i]);
         part[c] = acc;
-    }
+    });
     double sum = 0.0;
     for (int c = 0; c < CHUNKS; c++) sum += part[c];
     return sum;
@@ -269,13 +269,13 @@ duel_tensor *duel_gan_g_loss(int kind, duel_tensor *fake_out, duel_tensor *real_
  * with one_sided sum_i max(0, |g_i| - c)^2. One thread per row, rows added in order. */
 static double penalty_kernel(double *norm, const float *g, int64_t N, int64_t M, double c,
                              int one_sided) {
-#pragma omp parallel for if (N * M >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(N * M >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < N; i++) {
         const float *r = g + i * M;
         double s = 0.0;
         for (int64_t j = 0; j < M; j++) s += (double)r[j] * r[j];
         norm[i] = sqrt(s);
-    }
+    });
     double sum = 0.0;
     for (int64_t i = 0; i < N; i++) {
         double d = norm[i] - c;

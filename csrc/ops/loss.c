@@ -34,13 +34,13 @@ enum { CHUNKS = 256 };
 static double loss_sum_kernel(int kind, const float *a, const float *b, int64_t n) {
     double part[CHUNKS];
     int64_t len = (n + CHUNKS - 1) / CHUNKS;
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
     for (int c = 0; c < CHUNKS; c++) {
         int64_t s = c * len, e = s + len < n ? s + len : n;
         double acc = 0.0;
         for (int64_t i = s; i < e; i++) acc += loss_term(kind, a[i], b[i]);
         part[c] = acc;
-    }
+    });
     double t = 0.0;
     for (int c = 0; c < CHUNKS; c++) t += part[c];
     return t;
@@ -125,8 +125,9 @@ static int l1_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx) {
         const float *a = ac->data, *b = bc->data;
         float *s = m->data;
         int64_t n = duel_numel(m);
-#pragma omp parallel for if (n >= DUEL_PAR_MIN)
+        DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
         for (int64_t i = 0; i < n; i++) s[i] = a[i] > b[i] ? 1.0f : a[i] < b[i] ? -1.0f : 0.0f;
+        );
     }
     duel_release(ac);
     duel_release(bc);
@@ -157,7 +158,7 @@ duel_tensor *duel_l1(duel_tensor *a, duel_tensor *b) {
  * row maximum taken out first (finite for logits of any size) */
 static void cross_entropy_kernel(double *loss, const float *x, const int64_t *label, int64_t N,
                                  int64_t C) {
-#pragma omp parallel for if (N * C >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(N * C >= DUEL_PAR_MIN,
     for (int64_t i = 0; i < N; i++) {
         const float *p = x + i * C;
         float m = -INFINITY;
@@ -165,7 +166,7 @@ static void cross_entropy_kernel(double *loss, const float *x, const int64_t *la
         double s = 0.0;
         for (int64_t j = 0; j < C; j++) s += exp((double)p[j] - m);
         loss[i] = log(s) - ((double)p[label[i]] - m);
-    }
+    });
 }
 
 /* d/dlogits = (softmax(logits) - onehot(labels)) dy / N; labels get no gradient */

@@ -132,9 +132,10 @@ static inline void sum_grad(const float *g, const float *x, const float *w, int6
  * of the row's group; the shift keeps the one-pass variance accurate when |mean| >> std. */
 static void stats_rows_kernel(double *s, const float *x, const norm_cfg *c) {
     int64_t rows = c->P * c->Q, R = c->R;
-#pragma omp parallel for if (rows * R >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(rows * R >= DUEL_PAR_MIN,
     for (int64_t row = 0; row < rows; row++)
         sum_shifted(x + row * R, R, x[row_group(c, row) * R], &s[2 * row], &s[2 * row + 1]);
+    );
 }
 
 /* combine the rows of each group in a fixed order: mean[g], var[g] (biased), both {G} */
@@ -158,7 +159,7 @@ static void stats_groups_kernel(double *mean, double *var, const double *s, cons
 static void norm_apply_kernel(float *y, const float *x, const float *mean, const float *rstd,
                               const float *w, const float *b, const norm_cfg *c) {
     int64_t rows = c->P * c->Q, R = c->R;
-#pragma omp parallel for if (rows * R >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(rows * R >= DUEL_PAR_MIN,
     for (int64_t row = 0; row < rows; row++) {
         int64_t g = row_group(c, row), a = c->aff == AFF_Q ? row % c->Q : row;
         const float *xr = x + row * R;
@@ -172,7 +173,7 @@ static void norm_apply_kernel(float *y, const float *x, const float *mean, const
             float sw = w ? s * w[a] : s, bb = b ? b[a] : 0.0f;
             for (int64_t r = 0; r < R; r++) yr[r] = (xr[r] - m) * sw + bb;
         }
-    }
+    });
 }
 
 /* Backward row sums (dy, x {P,Q,R}): rs[2*row] = sum dy*v, rs[2*row+1] = sum dy*v*xhat, where
@@ -181,12 +182,12 @@ static void bw_rows_kernel(double *rs, const float *dy, const float *x, const fl
                            const float *rstd, const float *w, const norm_cfg *c) {
     int64_t rows = c->P * c->Q, R = c->R;
     const float *wr = c->aff == AFF_R ? w : NULL;
-#pragma omp parallel for if (rows * R >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(rows * R >= DUEL_PAR_MIN,
     for (int64_t row = 0; row < rows; row++) {
         int64_t g = row_group(c, row);
         sum_grad(dy + row * R, x + row * R, wr, R, mean[g], rstd[g], &rs[2 * row],
                  &rs[2 * row + 1]);
-    }
+    });
 }
 
 /* dx = rstd * (dy*w - ga[g] - xhat*gb[g]), ga = gb = NULL for constant statistics; written as
@@ -195,7 +196,7 @@ static void bw_dx_kernel(float *dx, const float *dy, const float *x, const float
                          const float *rstd, const float *w, const float *ga, const float *gb,
                          const norm_cfg *c) {
     int64_t rows = c->P * c->Q, R = c->R;
-#pragma omp parallel for if (rows * R >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(rows * R >= DUEL_PAR_MIN,
     for (int64_t row = 0; row < rows; row++) {
         int64_t g = row_group(c, row), a = c->aff == AFF_Q ? row % c->Q : row;
         const float *xr = x + row * R, *gr = dy + row * R;
@@ -206,7 +207,7 @@ static void bw_dx_kernel(float *dx, const float *dy, const float *x, const float
             for (int64_t r = 0; r < R; r++) dr[r] = c1 * (gr[r] * w[r]) + c2 * (xr[r] - m) + c0;
         else
             for (int64_t r = 0; r < R; r++) dr[r] = c1 * gr[r] + c2 * (xr[r] - m) + c0;
-    }
+    });
 }
 
 /* per-r weight (layer norm): dw[r] = sum over rows of dy*xhat, db[r] = sum over rows of dy.
@@ -215,7 +216,7 @@ static void bw_cols_kernel(float *dw, float *db, const float *dy, const float *x
                            const float *mean, const float *rstd, const norm_cfg *c) {
     enum { CHUNK = 256 };
     int64_t rows = c->P * c->Q, R = c->R, nch = (R + CHUNK - 1) / CHUNK;
-#pragma omp parallel for if (rows * R >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(rows * R >= DUEL_PAR_MIN,
     for (int64_t ch = 0; ch < nch; ch++) {
         int64_t r0 = ch * CHUNK, len = R - r0 < CHUNK ? R - r0 : CHUNK;
         double aw[CHUNK], ab[CHUNK];
@@ -233,7 +234,7 @@ static void bw_cols_kernel(float *dw, float *db, const float *dy, const float *x
             if (dw) dw[r0 + j] = (float)aw[j];
             if (db) db[r0 + j] = (float)ab[j];
         }
-    }
+    });
 }
 
 /* ---- backward, grad mode on: the VJP in duel ops ----------------------------------------- */

@@ -34,7 +34,7 @@ static void window(int64_t o, int64_t s, int64_t p, int64_t k, int64_t n, int64_
  * count_include_pad default) */
 static void avg_pool_kernel(float *y, const float *x, const pgeom *q) {
     float scale = 1.0f / (float)(q->kh * q->kw);
-#pragma omp parallel for if (q->P * q->Ho * q->Wo * q->kh * q->kw >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(q->P * q->Ho * q->Wo * q->kh * q->kw >= DUEL_PAR_MIN,
     for (int64_t p = 0; p < q->P; p++) {
         const float *xp = x + p * q->H * q->W;
         float *yp = y + p * q->Ho * q->Wo;
@@ -50,13 +50,13 @@ static void avg_pool_kernel(float *y, const float *x, const pgeom *q) {
                 yp[oh * q->Wo + ow] = acc * scale;
             }
         }
-    }
+    });
 }
 
 /* x {P,H,W} = avg_pool_kernel's adjoint applied to g {P,Ho,Wo}: each g spread over its window */
 static void avg_unpool_kernel(float *x, const float *g, const pgeom *q) {
     float scale = 1.0f / (float)(q->kh * q->kw);
-#pragma omp parallel for if (q->P * q->Ho * q->Wo * q->kh * q->kw >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(q->P * q->Ho * q->Wo * q->kh * q->kw >= DUEL_PAR_MIN,
     for (int64_t p = 0; p < q->P; p++) {
         float *xp = x + p * q->H * q->W;
         const float *gp = g + p * q->Ho * q->Wo;
@@ -72,13 +72,13 @@ static void avg_unpool_kernel(float *x, const float *g, const pgeom *q) {
                     for (int64_t iw = w0; iw < w1; iw++) xp[ih * q->W + iw] += v;
             }
         }
-    }
+    });
 }
 
 /* y {P,Ho,Wo} = window maxima of x {P,H,W} (padding never wins), idx = ih*W + iw + 1 of the
  * first maximum as a float; NaN wins, as it propagates */
 static void max_pool_kernel(float *y, float *idx, const float *x, const pgeom *q) {
-#pragma omp parallel for if (q->P * q->Ho * q->Wo * q->kh * q->kw >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(q->P * q->Ho * q->Wo * q->kh * q->kw >= DUEL_PAR_MIN,
     for (int64_t p = 0; p < q->P; p++) {
         const float *xp = x + p * q->H * q->W;
         for (int64_t oh = 0; oh < q->Ho; oh++) {
@@ -103,26 +103,27 @@ static void max_pool_kernel(float *y, float *idx, const float *x, const pgeom *q
                 idx[o] = (float)(bi + 1);
             }
         }
-    }
+    });
 }
 
 /* x {P,HW} = 0, then x[p][idx[p][o]-1] += g[p][o] for g, idx {P,L} (windows may share a max) */
 static void scatter_kernel(float *x, const float *g, const float *idx, int64_t P, int64_t HW,
                            int64_t L) {
-#pragma omp parallel for if (P * (HW + L) >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(P * (HW + L) >= DUEL_PAR_MIN,
     for (int64_t p = 0; p < P; p++) {
         float *xp = x + p * HW;
         memset(xp, 0, (size_t)HW * sizeof(float));
         for (int64_t o = 0; o < L; o++) xp[(int64_t)idx[p * L + o] - 1] += g[p * L + o];
-    }
+    });
 }
 
 /* y[p][o] = z[p][idx[p][o]-1] for z {P,HW}, idx and y {P,L} */
 static void gather_kernel(float *y, const float *z, const float *idx, int64_t P, int64_t HW,
                           int64_t L) {
-#pragma omp parallel for if (P * L >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(P * L >= DUEL_PAR_MIN,
     for (int64_t p = 0; p < P; p++)
         for (int64_t o = 0; o < L; o++) y[p * L + o] = z[p * HW + (int64_t)idx[p * L + o] - 1];
+    );
 }
 
 /* ---- ops ----------------------------------------------------------------------------------- */

@@ -47,7 +47,7 @@ void duel_sum_kernel(float *out, const float *x, const int64_t *shape, int ndim,
     if (nd == 2 && red[0] && !red[1]) {
         enum { CHUNK = 1024 };
         int64_t R = sh[0], K = sh[1], nch = (K + CHUNK - 1) / CHUNK;
-#pragma omp parallel for if (R * K >= DUEL_PAR_MIN)
+        DUEL_PAR_FOR(R * K >= DUEL_PAR_MIN,
         for (int64_t c = 0; c < nch; c++) {
             int64_t j0 = c * CHUNK, len = K - j0 < CHUNK ? K - j0 : CHUNK;
             double acc[CHUNK];
@@ -57,12 +57,12 @@ void duel_sum_kernel(float *out, const float *x, const int64_t *shape, int ndim,
                 for (int64_t j = 0; j < len; j++) acc[j] += xr[j];
             }
             for (int64_t j = 0; j < len; j++) out[j0 + j] = (float)acc[j];
-        }
+        });
         return;
     }
     int inner_unit = red[nd - 1]; /* innermost dim reduced: its elements are contiguous */
     int64_t inner = inner_unit ? rsh[nr - 1] : 1, nouter_red = nred / inner;
-#pragma omp parallel for if (nout * nred >= DUEL_PAR_MIN && nout > 1)
+    DUEL_PAR_FOR(nout * nred >= DUEL_PAR_MIN && nout > 1,
     for (int64_t o = 0; o < nout; o++) {
         int64_t base = 0, rem = o;
         for (int d = nk - 1; d >= 0; d--) {
@@ -80,7 +80,7 @@ void duel_sum_kernel(float *out, const float *x, const int64_t *shape, int ndim,
             for (int64_t i = 0; i < inner; i++) acc += p[i];
         }
         out[o] = (float)acc;
-    }
+    });
 }
 
 duel_tensor *duel_sum(duel_tensor *x) {
@@ -126,7 +126,7 @@ duel_tensor *duel_mean_dim(duel_tensor *x, int dim, int keepdim) {
  * (the first one on ties; NaN wins, as it propagates) */
 static void extreme_kernel(float *v, float *idx, const float *x, int64_t outer, int64_t n,
                            int64_t inner, int is_min) {
-#pragma omp parallel for if (outer * n * inner >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(outer * n * inner >= DUEL_PAR_MIN,
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < inner; j++) {
             const float *p = x + o * n * inner + j;
@@ -141,7 +141,7 @@ static void extreme_kernel(float *v, float *idx, const float *x, int64_t outer, 
             }
             v[o * inner + j] = best;
             idx[o * inner + j] = (float)(bi + 1);
-        }
+        });
 }
 
 /* dx = onehot(idx along dim) * dy broadcast back */

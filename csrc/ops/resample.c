@@ -26,7 +26,7 @@ static void pad_map(int64_t *map, int64_t nout, int64_t n, int64_t before, int m
 /* y {B,Ho,Wo} from x {B,H,W}; rmap {Ho}, cmap {Wo} (source indices or -1) */
 static void pad2d_kernel(float *y, const float *x, int64_t B, int64_t H, int64_t W, int64_t Ho,
                          int64_t Wo, const int64_t *rmap, const int64_t *cmap, int64_t left) {
-#pragma omp parallel for if (B * Ho * Wo >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(B * Ho * Wo >= DUEL_PAR_MIN,
     for (int64_t bi = 0; bi < B * Ho; bi++) {
         int64_t b = bi / Ho, si = rmap[bi % Ho];
         float *yr = y + bi * Wo;
@@ -38,7 +38,7 @@ static void pad2d_kernel(float *y, const float *x, int64_t B, int64_t H, int64_t
         for (int64_t j = 0; j < left; j++) yr[j] = cmap[j] < 0 ? 0.0f : xr[cmap[j]];
         memcpy(yr + left, xr, sizeof(float) * (size_t)W);
         for (int64_t j = left + W; j < Wo; j++) yr[j] = cmap[j] < 0 ? 0.0f : xr[cmap[j]];
-    }
+    });
 }
 
 /* pad2d's adjoint: dx {B,H,W} = sum of g {B,Ho,Wo} over the output positions that read each
@@ -47,7 +47,7 @@ static void pad2d_kernel(float *y, const float *x, int64_t B, int64_t H, int64_t
 static void pad2d_adjoint_kernel(float *dx, const float *g, int64_t B, int64_t H, int64_t W,
                                  int64_t Ho, int64_t Wo, const int64_t *rmap, const int64_t *cmap,
                                  int64_t left, int64_t top) {
-#pragma omp parallel for if (B * Ho * Wo >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(B * Ho * Wo >= DUEL_PAR_MIN,
     for (int64_t bs = 0; bs < B * H; bs++) {
         int64_t b = bs / H, si = bs % H;
         float *dr = dx + bs * W;
@@ -61,7 +61,7 @@ static void pad2d_adjoint_kernel(float *dx, const float *g, int64_t B, int64_t H
             for (int64_t j = 0; j < Wo; j++)
                 if ((j < left || j >= left + W) && cmap[j] >= 0) dr[cmap[j]] += gr[j];
         }
-    }
+    });
 }
 
 static int64_t lead_numel(const duel_tensor *t) {
@@ -219,7 +219,7 @@ static void *axis_alloc(axis_map *r, axis_map *c, int64_t Ho, int64_t Wo, int64_
 /* y {B,Ho,Wo} from x {B,H,W} */
 static void upsample_kernel(float *y, const float *x, int64_t B, int64_t H, int64_t W, int64_t Ho,
                             int64_t Wo, const axis_map *r, const axis_map *c, int nearest) {
-#pragma omp parallel for if (B * Ho * Wo >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(B * Ho * Wo >= DUEL_PAR_MIN,
     for (int64_t bi = 0; bi < B * Ho; bi++) {
         int64_t b = bi / Ho, i = bi % Ho;
         const float *x0 = x + (b * H + r->i0[i]) * W, *x1 = x + (b * H + r->i1[i]) * W;
@@ -232,7 +232,7 @@ static void upsample_kernel(float *y, const float *x, int64_t B, int64_t H, int6
                 float w0 = c->l0[j], w1 = c->l1[j];
                 yr[j] = h0 * (w0 * x0[j0] + w1 * x0[j1]) + h1 * (w0 * x1[j0] + w1 * x1[j1]);
             }
-    }
+    });
 }
 
 /* upsample's adjoint, separably: tmp {B,Ho,W} folds each output row's columns onto the input
@@ -241,7 +241,7 @@ static void upsample_kernel(float *y, const float *x, int64_t B, int64_t H, int6
 static void upsample_adjoint_kernel(float *dx, float *tmp, const float *g, int64_t B, int64_t H,
                                     int64_t W, int64_t Ho, int64_t Wo, const axis_map *r,
                                     const axis_map *c) {
-#pragma omp parallel for if (B * Ho * Wo >= DUEL_PAR_MIN)
+    DUEL_PAR_FOR(B * Ho * Wo >= DUEL_PAR_MIN,
     for (int64_t bi = 0; bi < B * Ho; bi++) {
         const float *gr = g + bi * Wo;
         float *tr = tmp + bi * W;
@@ -250,8 +250,8 @@ static void upsample_adjoint_kernel(float *dx, float *tmp, const float *g, int64
             if (c->l0[j] != 0.0f) tr[c->i0[j]] += c->l0[j] * gr[j];
             if (c->l1[j] != 0.0f) tr[c->i1[j]] += c->l1[j] * gr[j];
         }
-    }
-#pragma omp parallel for if (B * Ho * Wo >= DUEL_PAR_MIN)
+    });
+    DUEL_PAR_FOR(B * Ho * Wo >= DUEL_PAR_MIN,
     for (int64_t bs = 0; bs < B * H; bs++) {
         int64_t b = bs / H, s = bs % H;
         float *dr = dx + bs * W;
@@ -262,7 +262,7 @@ static void upsample_adjoint_kernel(float *dx, float *tmp, const float *g, int64
             const float *tr = tmp + (b * Ho + i) * W;
             for (int64_t j = 0; j < W; j++) dr[j] += w * tr[j];
         }
-    }
+    });
 }
 
 static duel_tensor *upsample_run(duel_tensor *in, int64_t H, int64_t W, int64_t sh, int64_t sw,
