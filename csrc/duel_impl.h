@@ -25,6 +25,14 @@
  * (parallel.c) */
 void duel_gemm_threads(int64_t m, int64_t n, int64_t k);
 
+/* out {N,Co,Ho,Wo} (+= when acc) = the 3x3 stride-1 correlation of in {N,Ci,Hi,Wi}, zero-padded
+ * by ph, pw (Ho = Hi + 2ph - 2), with the filters of w {O,C,3,3}: w[o][c] (adj = 0: Co = O,
+ * Ci = C) or w[c][o] flipped (adj = 1: Co = C, Ci = O), by Winograd F(2x2,3x3) (winograd.c).
+ * -1 on allocation failure. */
+int duel_winograd3x3(float *out, const float *in, const float *w, int adj, int64_t N, int64_t Ci,
+                     int64_t Hi, int64_t Wi, int64_t Co, int64_t Ho, int64_t Wo, int64_t ph,
+                     int64_t pw, int acc, const char *op);
+
 #if defined(__GNUC__)
 #define DUEL_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else

@@ -293,6 +293,55 @@ T.case('conv2d: 1 to 4 output channels (direct kernels), all three ops vs naive 
   T.close(F.conv_transpose2d(u, w, b, o), naive_conv_transpose2d(u, w, b, o), 1e-4)
 end)
 
+-- conv2d as 9 shifted matmuls (duel ops, so autograd differentiates it independently)
+local function shifted_conv3x3(x, w, ph, pw)
+  local N, Cc, H, W = unpack(x:size())
+  local O = w:size(1)
+  local xp = F.pad(x, {pw, pw, ph, ph})
+  local Ho, Wo = H + 2 * ph - 2, W + 2 * pw - 2
+  local y
+  for i = 1, 3 do
+    for j = 1, 3 do
+      local cols = xp:narrow(3, i, Ho):narrow(4, j, Wo):permute(2, 1, 3, 4):reshape(Cc, N * Ho * Wo)
+      local t = w:select(4, j):select(3, i):matmul(cols):reshape(O, N, Ho, Wo):permute(2, 1, 3, 4)
+      y = y and y + t or t
+    end
+  end
+  return y
+end
+
+T.case('conv2d: wide 3x3 stride-1 layers (Winograd), all three ops vs naive loops', function()
+  duel.manual_seed(12)
+  for _, c in ipairs{{2, 32, 33, 7, 6, {1, 1}}, {1, 40, 32, 5, 8, {0, 2}}, {1, 32, 32, 1, 2, {2, 1}}} do
+    local N, Cc, O, H, W, pad = unpack(c)
+    local o = {padding = pad}
+    local x = duel.randn(N, Cc, H, W):requires_grad_()
+    local w = (duel.randn(O, Cc, 3, 3) * 0.2):requires_grad_()
+    local b = duel.randn(O)
+    local y = F.conv2d(x, w, b, o)
+    local label = ('%d x %d -> %d, %dx%d, padding %s'):format(N, Cc, O, H, W, T.show(pad))
+    T.close(y, naive_conv2d(x, w, b, o), 1e-4, label)
+    local u = duel.randn(y:size())
+    local g = grads(y, {x, w}, u)
+    T.close(g[1], naive_conv_transpose2d(u, w, nil, o), 1e-4, label .. ' dx')
+    T.close(g[2], naive_weight_grad(x, u, 3, 3, o), 1e-3, label .. ' dW')
+    T.close(F.conv_transpose2d(u, w, nil, o), naive_conv_transpose2d(u, w, nil, o), 1e-4,
+            label .. ' conv_transpose2d')
+  end
+  -- double backward through the Winograd adjoint: d/dw of ||dL/dx||^2 against the same
+  -- derivative of the shifted-matmul form
+  local x = duel.randn(2, 32, 6, 6):requires_grad_()
+  local w = (duel.randn(32, 32, 3, 3) * 0.1):requires_grad_()
+  local u = duel.randn(2, 32, 6, 6)
+  local function penalty_grad(conv)
+    local gx = grads(conv(x, w), {x}, u, true)[1]
+    return grads((gx * gx):sum(), {w}, duel.ones({}))[1]
+  end
+  T.close(penalty_grad(function(a, k) return F.conv2d(a, k, nil, {padding = 1}) end),
+          penalty_grad(function(a, k) return shifted_conv3x3(a, k, 1, 1) end), 1e-3,
+          'double backward')
+end)
+
 T.case('conv2d: strided (non-contiguous) inputs and weights', function()
   duel.manual_seed(4)
   local x = duel.randn(2, 3, 5, 6):transpose(3, 4)

@@ -7,8 +7,9 @@
  * The batch is folded into the GEMM's column dimension: col is {C/g*kh*kw, nb*Ho*Wo} for a block
  * of nb samples, so small feature maps still give large GEMMs. Special cases skip im2col: a kernel
  * covering the whole image (DCGAN's first and last layers) is one plain GEMM on x, a 1x1 stride-1
- * kernel reads x's planes as col, and at most 4 output channels (an RGB output layer) use direct
- * kernels, since a GEMM with M <= 4 spends its time copying col. */
+ * kernel reads x's planes as col, at most 4 output channels (an RGB output layer) use direct
+ * kernels, since a GEMM with M <= 4 spends its time copying col, and wide 3x3 stride-1 layers
+ * (ResNet blocks) take Winograd's F(2x2,3x3) for conv2d and its adjoint (winograd.c). */
 #include "../duel_impl.h"
 #include <cblas.h>
 
@@ -68,6 +69,18 @@ static geom make_geom(const int64_t *xshape, int64_t O, int64_t kh, int64_t kw, 
 static int is_dense(const geom *q) {
     return q->Ho == 1 && q->Wo == 1 && q->ph == 0 && q->pw == 0 && q->kh == q->H && q->kw == q->W &&
            (q->dh == 1 || q->kh == 1) && (q->dw == 1 || q->kw == 1);
+}
+
+/* Winograd F(2x2,3x3) (winograd.c) for conv2d and its adjoint: 3x3, stride 1, no dilation or
+ * groups, natural output size, and both channel counts at least this (narrower layers spend
+ * their time in the transforms). -DDUEL_WINO_MIN_CH=1000000 turns it off, for comparisons. */
+#ifndef DUEL_WINO_MIN_CH
+#define DUEL_WINO_MIN_CH 32
+#endif
+static int is_winograd(const geom *q) {
+    return q->g == 1 && q->kh == 3 && q->kw == 3 && q->sh == 1 && q->sw == 1 && q->dh == 1 &&
+           q->dw == 1 && q->ph <= 2 && q->pw <= 2 && q->Ho == q->H + 2 * q->ph - 2 &&
+           q->Wo == q->W + 2 * q->pw - 2 && q->C >= DUEL_WINO_MIN_CH && q->O >= DUEL_WINO_MIN_CH;
 }
 
 static int is_pointwise(const geom *q) {
@@ -442,6 +455,12 @@ static int conv_run(int mode, const geom *q, float *x, float *y, float *w, const
         return 0;
     }
     if (is_small_out(q) && !is_pointwise(q)) return small_run(mode, q, x, y, w, op);
+    if (mode == D_FWD && is_winograd(q))
+        return duel_winograd3x3(y, x, w, 0, q->N, q->C, q->H, q->W, q->O, q->Ho, q->Wo, q->ph,
+                                q->pw, 0, op);
+    if (mode == D_ADJ && is_winograd(q)) /* the flipped filters over y, padded by 2 - p */
+        return duel_winograd3x3(x, y, w, 1, q->N, q->O, q->Ho, q->Wo, q->C, q->H, q->W,
+                                2 - q->ph, 2 - q->pw, 1, op);
     if (is_pointwise(q) && HW >= DUEL_CONV_PER_SAMPLE) { /* x's planes are already col */
         for (int64_t n = 0; n < q->N; n++)
             for (int64_t g = 0; g < q->g; g++) {
