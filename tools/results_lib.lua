@@ -430,7 +430,7 @@ function R.render(summary, opts)
           fmt(rows, 'acc_target', '%.3f'), fmt(rows, 'acc_ratio', '%.3f'))
         local r = stats(rows, 'acc_ratio')
         gap = r >= e.target.acc_ratio and 'met (ratio >= 0.9)'
-          or ('ratio %.3f short of 0.9'):format(e.target.acc_ratio - r)
+          or ('ratio %.4f: %.4f short of 0.9'):format(r, e.target.acc_ratio - r)
       end
       w(('| %s | %s | %s | %s | %s |'):format(e.name,
         #seeds > 0 and table.concat(seeds, ',') or 'pending', m, wall(rows), gap))
