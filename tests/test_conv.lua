@@ -312,7 +312,8 @@ end
 
 T.case('conv2d: wide 3x3 stride-1 layers (Winograd), all three ops vs naive loops', function()
   duel.manual_seed(12)
-  for _, c in ipairs{{2, 32, 33, 7, 6, {1, 1}}, {1, 40, 32, 5, 8, {0, 2}}, {1, 32, 32, 1, 2, {2, 1}}} do
+  -- (at least 64 output tiles of 2x2 each: smaller maps take im2col)
+  for _, c in ipairs{{2, 32, 33, 16, 15, {1, 1}}, {1, 40, 32, 17, 18, {0, 2}}, {6, 32, 32, 9, 3, {2, 1}}} do
     local N, Cc, O, H, W, pad = unpack(c)
     local o = {padding = pad}
     local x = duel.randn(N, Cc, H, W):requires_grad_()
@@ -330,9 +331,9 @@ T.case('conv2d: wide 3x3 stride-1 layers (Winograd), all three ops vs naive loop
   end
   -- double backward through the Winograd adjoint: d/dw of ||dL/dx||^2 against the same
   -- derivative of the shifted-matmul form
-  local x = duel.randn(2, 32, 6, 6):requires_grad_()
+  local x = duel.randn(2, 32, 16, 16):requires_grad_()
   local w = (duel.randn(32, 32, 3, 3) * 0.1):requires_grad_()
-  local u = duel.randn(2, 32, 6, 6)
+  local u = duel.randn(2, 32, 16, 16)
   local function penalty_grad(conv)
     local gx = grads(conv(x, w), {x}, u, true)[1]
     return grads((gx * gx):sum(), {w}, duel.ones({}))[1]

@@ -72,15 +72,21 @@ static int is_dense(const geom *q) {
 }
 
 /* Winograd F(2x2,3x3) (winograd.c) for conv2d and its adjoint: 3x3, stride 1, no dilation or
- * groups, natural output size, and both channel counts at least this (narrower layers spend
- * their time in the transforms). -DDUEL_WINO_MIN_CH=1000000 turns it off, for comparisons. */
+ * groups, natural output size, both channel counts at least DUEL_WINO_MIN_CH (narrower layers
+ * spend their time in the transforms) and at least DUEL_WINO_MIN_TILES 2x2 output tiles in the
+ * batch (the filter transform costs as much as a GEMM over ~16 tiles: 256->256 at 8x8, batch 1,
+ * ran 1.7x slower). -DDUEL_WINO_MIN_CH=1000000 turns it off, for comparisons. */
 #ifndef DUEL_WINO_MIN_CH
 #define DUEL_WINO_MIN_CH 32
+#endif
+#ifndef DUEL_WINO_MIN_TILES
+#define DUEL_WINO_MIN_TILES 64
 #endif
 static int is_winograd(const geom *q) {
     return q->g == 1 && q->kh == 3 && q->kw == 3 && q->sh == 1 && q->sw == 1 && q->dh == 1 &&
            q->dw == 1 && q->ph <= 2 && q->pw <= 2 && q->Ho == q->H + 2 * q->ph - 2 &&
-           q->Wo == q->W + 2 * q->pw - 2 && q->C >= DUEL_WINO_MIN_CH && q->O >= DUEL_WINO_MIN_CH;
+           q->Wo == q->W + 2 * q->pw - 2 && q->C >= DUEL_WINO_MIN_CH && q->O >= DUEL_WINO_MIN_CH &&
+           q->N * ((q->Ho + 1) / 2) * ((q->Wo + 1) / 2) >= DUEL_WINO_MIN_TILES;
 }
 
 static int is_pointwise(const geom *q) {
