@@ -6,7 +6,7 @@
 --   luajit experiments/cyclegan.lua            small preset: Sneaker <-> Ankle boot, 32x32 gray
 --   luajit experiments/cyclegan.lua --preset paper --data datasets/horse2zebra
 -- small (default): 32x32 gray images from duel.data.make_fashion_domains (written once under
---   <out>/data), ngf 16, ndf 16, 3 residual blocks, batch 1, 4000 steps, one thread, no flips
+--   <out>/data), ngf 16, ndf 16, 3 residual blocks, batch 1, 8000 steps, one thread, no flips
 --   (every Fashion-MNIST shoe points the same way). 2-core timing: README.md.
 -- paper: 286-pixel loads cropped to 256 RGB with flips, ngf 64, ndf 64, 9 blocks, batch 1,
 --   200 epochs.
@@ -22,7 +22,7 @@ local models = require 'experiments.models'
 local i2i = require 'experiments.i2i'
 local F, gan, D = duel.F, duel.gan, duel.data
 
-local o, run = i2i.setup('cyclegan', {preset = 'small', data = '', out = 'runs', steps = 4000,
+local o, run = i2i.setup('cyclegan', {preset = 'small', data = '', out = 'runs', steps = 8000,
   batch = 1, load_size = 32, crop_size = 32, flip = false, channels = 1, ngf = 16, ndf = 16,
   n_blocks = 3, n_layers_d = 3, lr = 2e-4, beta1 = 0.5, lambda_cycle = 10, lambda_identity = 0.5,
   pool = 50, threads = 1, sample_every = 250, ckpt_every = 500, log_every = 10, stop_at = 0,

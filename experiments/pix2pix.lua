@@ -8,7 +8,7 @@
 --   luajit experiments/pix2pix.lua             small preset: Fashion-MNIST edges -> garment
 --   luajit experiments/pix2pix.lua --preset paper --data datasets/facades
 -- small (default): 32x32 gray pairs from duel.data.make_fashion_edges (written once under
---   <out>/data), U-Net of 5 levels with ngf 16, ndf 16, BatchNorm, batch 16, 4000 steps, one
+--   <out>/data), U-Net of 5 levels with ngf 16, ndf 16, BatchNorm, batch 16, 8000 steps, one
 --   thread. 2-core timing: README.md.
 --   BatchNorm over 16 pairs normalises with batch statistics as the original's BN did; with
 --   batch 1 BN is instance normalisation, which --norm instance gives at any batch size.
@@ -25,7 +25,7 @@ local models = require 'experiments.models'
 local i2i = require 'experiments.i2i'
 local F, gan, D = duel.F, duel.gan, duel.data
 
-local o, run = i2i.setup('pix2pix', {preset = 'small', data = '', out = 'runs', steps = 4000,
+local o, run = i2i.setup('pix2pix', {preset = 'small', data = '', out = 'runs', steps = 8000,
   batch = 16, load_size = 32, crop_size = 32, channels = 1, ngf = 16, ndf = 16, n_down = 5,
   n_layers_d = 3, norm = 'batch', lr = 2e-4, beta1 = 0.5, lambda_l1 = 100, direction = 'AtoB',
   test_dropout = true, threads = 1, sample_every = 250, ckpt_every = 500, log_every = 10,
