@@ -36,7 +36,7 @@ local o, run = i2i.setup('cyclegan', {preset = 'small', data = '', out = 'runs',
    stop_at = 'stop after this step (an interruption; --resume continues)',
    domain_a = 'Fashion-MNIST class of domain A (without --data)', domain_b = 'and of domain B',
    flip = 'random left-right flips of training images', pool = 'fakes kept for D (0: none)',
-   threads = 'CPU threads (one is fastest for the small nets on a busy 2-core machine)',
+   threads = 'CPU threads (one is faster than two for the small preset nets)',
    out = 'where run folders go'})
 
 local root = i2i.task(o, ('fashion-%s2%s'):format(o.domain_a, o.domain_b), function(dir)

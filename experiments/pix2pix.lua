@@ -38,7 +38,7 @@ local o, run = i2i.setup('pix2pix', {preset = 'small', data = '', out = 'runs', 
    steps = 'iterations (0: 200 epochs); lr decays over the second half',
    stop_at = 'stop after this step (an interruption; --resume continues)',
    norm = 'batch | instance', direction = 'AtoB | BtoA', out = 'where run folders go',
-   threads = 'CPU threads (one is fastest for the small nets on a busy 2-core machine)',
+   threads = 'CPU threads (one is faster than two for the small preset nets)',
    test_dropout = 'samples in training mode (false: eval mode, running BN statistics)'})
 
 local root = i2i.task(o, 'fashion-edges', function(dir)
