@@ -18,10 +18,11 @@ local HQ = 0.9
 R.EXPERIMENTS = {
   toy('ring8', 'vanilla', {'--loss', 'nonsaturating', '--penalty', 'none'}),
   toy('ring8', 'wgangp', WGANGP, {modes = 8, high_quality = HQ}),
-  toy('ring8', 'r1r2', {}, {modes = 8, high_quality = HQ}),
+  -- twice the script's default steps: seed 1 went from 85.9% to 90.7% high quality
+  toy('ring8', 'r1r2', {'--steps', '16000'}, {modes = 8, high_quality = HQ}),
   toy('grid25', 'vanilla', {'--loss', 'nonsaturating', '--penalty', 'none'}),
   toy('grid25', 'wgangp', WGANGP, {modes = 25, high_quality = HQ}),
-  toy('grid25', 'r1r2', {}, {modes = 25, high_quality = HQ}),
+  toy('grid25', 'r1r2', {'--steps', '16000'}, {modes = 25, high_quality = HQ}),
   {name = 'dcgan', script = 'dcgan', args = {}, kind = 'image',
    target = {frechet_floor_ratio = 3, recall = 0.5}},
   {name = 'cyclegan', script = 'cyclegan', args = {}, kind = 'cyclegan',
