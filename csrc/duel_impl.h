@@ -32,6 +32,11 @@ void duel_gemm_threads(int64_t m, int64_t n, int64_t k);
 int duel_winograd3x3(float *out, const float *in, const float *w, int adj, int64_t N, int64_t Ci,
                      int64_t Hi, int64_t Wi, int64_t Co, int64_t Ho, int64_t Wo, int64_t ph,
                      int64_t pw, int acc, const char *op);
+/* dw {Co,Ci,3,3} += the weight gradient of that correlation (adj = 0) for input x {N,Ci,Hi,Wi}
+ * and output gradient g {N,Co,Ho,Wo}. -1 on allocation failure. */
+int duel_winograd3x3_wgt(float *dw, const float *x, const float *g, int64_t N, int64_t Ci,
+                         int64_t Hi, int64_t Wi, int64_t Co, int64_t Ho, int64_t Wo, int64_t ph,
+                         int64_t pw, const char *op);
 
 #if defined(__GNUC__)
 #define DUEL_PRINTF(a, b) __attribute__((format(printf, a, b)))

@@ -329,6 +329,20 @@ T.case('conv2d: wide 3x3 stride-1 layers (Winograd), all three ops vs naive loop
     T.close(F.conv_transpose2d(u, w, nil, o), naive_conv_transpose2d(u, w, nil, o), 1e-4,
             label .. ' conv_transpose2d')
   end
+  -- 576 tiles of 256 + 256 channels: more than one block of tiles (winograd.c's budget holds
+  -- 512), checked against the shifted-matmul form
+  do
+    local x = duel.randn(1, 256, 48, 48):requires_grad_()
+    local w = (duel.randn(256, 256, 3, 3) * 0.03):requires_grad_()
+    local y = F.conv2d(x, w, nil, {padding = 1})
+    local x2, w2 = x:detach():requires_grad_(), w:detach():requires_grad_()
+    local yr = shifted_conv3x3(x2, w2, 1, 1)
+    T.close(y, yr, 1e-4, 'blocks: y')
+    local u = duel.randn(y:size())
+    local g, gr = grads(y, {x, w}, u), grads(yr, {x2, w2}, u)
+    T.close(g[1], gr[1], 1e-4, 'blocks: dx')
+    T.close(g[2], gr[2], 1e-3, 'blocks: dW')
+  end
   -- double backward through the Winograd adjoint: d/dw of ||dL/dx||^2 against the same
   -- derivative of the shifted-matmul form
   local x = duel.randn(2, 32, 16, 16):requires_grad_()

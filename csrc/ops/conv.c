@@ -9,7 +9,7 @@
  * covering the whole image (DCGAN's first and last layers) is one plain GEMM on x, a 1x1 stride-1
  * kernel reads x's planes as col, at most 4 output channels (an RGB output layer) use direct
  * kernels, since a GEMM with M <= 4 spends its time copying col, and wide 3x3 stride-1 layers
- * (ResNet blocks) take Winograd's F(2x2,3x3) for conv2d and its adjoint (winograd.c). */
+ * (ResNet blocks) take Winograd's F(2x2,3x3) for all three (winograd.c). */
 #include "../duel_impl.h"
 #include <cblas.h>
 
@@ -71,7 +71,7 @@ static int is_dense(const geom *q) {
            (q->dh == 1 || q->kh == 1) && (q->dw == 1 || q->kw == 1);
 }
 
-/* Winograd F(2x2,3x3) (winograd.c) for conv2d and its adjoint: 3x3, stride 1, no dilation or
+/* Winograd F(2x2,3x3) (winograd.c) for all three modes: 3x3, stride 1, no dilation or
  * groups, natural output size, both channel counts at least DUEL_WINO_MIN_CH (narrower layers
  * spend their time in the transforms) and at least DUEL_WINO_MIN_TILES 2x2 output tiles in the
  * batch (the filter transform costs as much as a GEMM over ~16 tiles: 256->256 at 8x8, batch 1,
@@ -467,6 +467,9 @@ static int conv_run(int mode, const geom *q, float *x, float *y, float *w, const
     if (mode == D_ADJ && is_winograd(q)) /* the flipped filters over y, padded by 2 - p */
         return duel_winograd3x3(x, y, w, 1, q->N, q->O, q->Ho, q->Wo, q->C, q->H, q->W,
                                 2 - q->ph, 2 - q->pw, 1, op);
+    if (mode == D_WGT && is_winograd(q))
+        return duel_winograd3x3_wgt(w, x, y, q->N, q->C, q->H, q->W, q->O, q->Ho, q->Wo, q->ph,
+                                    q->pw, op);
     if (is_pointwise(q) && HW >= DUEL_CONV_PER_SAMPLE) { /* x's planes are already col */
         for (int64_t n = 0; n < q->N; n++)
             for (int64_t g = 0; g < q->g; g++) {

@@ -4,7 +4,8 @@
  * pair where im2col + GEMM does 36, 2.25x fewer. conv.c routes conv2d (D_FWD) and its adjoint
  * (D_ADJ: conv_transpose2d, and conv2d's input gradient) here for wide layers; the adjoint of a
  * 3x3 stride-1 correlation is the correlation of the output with the flipped, transposed filters
- * and padding 2 - p. The op graph is unchanged (these are kernels of the same ops), so every
+ * and padding 2 - p. The weight gradient (D_WGT) is the adjoint of the same computation in U:
+ * dU_k = sum over tiles of (A dy A^T)_k (B^T d B)_k^T, 16 GEMMs again, then dg = G^T dU G. The op graph is unchanged (these are kernels of the same ops), so every
  * derivative stays exact; only float rounding differs from the GEMM path (relative 1e-6). */
 #include "../duel_impl.h"
 #include <cblas.h>
@@ -164,5 +165,87 @@ int duel_winograd3x3(float *out, const float *in, const float *w, int adj, int64
         }
         output_transform(out, M, Co, Ho, Wo, th, tw, t0, nt, acc);
     }
+    return 0;
+}
+
+/* Mp {16,Co,nt} = A g A^T of out-gradient tiles [t0, t0+nt) of g {N,Co,Ho,Wo} (2x2 -> 4x4, the
+ * adjoint of output_transform; entries past the map edge are zero) */
+static void grad_transform(float *Mp, const float *g, int64_t Co, int64_t Ho, int64_t Wo,
+                           int64_t th, int64_t tw, int64_t t0, int64_t nt) {
+    int64_t plane = padded(Co * nt);
+    DUEL_PAR_FOR(Co * nt * 16 >= DUEL_PAR_MIN,
+    for (int64_t o = 0; o < Co; o++) {
+        for (int64_t k = 0; k < nt; k++) {
+            int64_t t = t0 + k, n = t / (th * tw), r = t % (th * tw);
+            int64_t h0 = 2 * (r / tw), w0 = 2 * (r % tw);
+            const float *src = g + (n * Co + o) * Ho * Wo;
+            float d[2][2];
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 2; j++)
+                    d[i][j] = h0 + i < Ho && w0 + j < Wo ? src[(h0 + i) * Wo + w0 + j] : 0.0f;
+            float a[4][2] = {{d[0][0], d[0][1]}, /* A d: rows of A are (1,0) (1,1) (1,-1) (0,-1) */
+                             {d[0][0] + d[1][0], d[0][1] + d[1][1]},
+                             {d[0][0] - d[1][0], d[0][1] - d[1][1]},
+                             {-d[1][0], -d[1][1]}};
+            float *m = Mp + o * nt + k;
+            for (int i = 0; i < 4; i++) { /* (A d) A^T */
+                m[(4 * i) * plane] = a[i][0];
+                m[(4 * i + 1) * plane] = a[i][0] + a[i][1];
+                m[(4 * i + 2) * plane] = a[i][0] - a[i][1];
+                m[(4 * i + 3) * plane] = -a[i][1];
+            }
+        }
+    });
+}
+
+/* dw {Co,Ci,3,3} += G^T dU G of dU {16,Co,Ci} (4x4 -> 3x3, the adjoint of filter_transform) */
+static void filter_adjoint(float *dw, const float *dU, int64_t Co, int64_t Ci) {
+    int64_t plane = padded(Co * Ci);
+    DUEL_PAR_FOR(Co * Ci * 16 >= DUEL_PAR_MIN,
+    for (int64_t a = 0; a < Co; a++) {
+        for (int64_t b = 0; b < Ci; b++) {
+            const float *u = dU + a * Ci + b;
+            float s[3][4]; /* G^T dU */
+            for (int j = 0; j < 4; j++) {
+                float u0 = u[j * plane], u1 = u[(4 + j) * plane];
+                float u2 = u[(8 + j) * plane], u3 = u[(12 + j) * plane];
+                s[0][j] = u0 + 0.5f * (u1 + u2);
+                s[1][j] = 0.5f * (u1 - u2);
+                s[2][j] = 0.5f * (u1 + u2) + u3;
+            }
+            float *d = dw + (a * Ci + b) * 9;
+            for (int k = 0; k < 3; k++) { /* (G^T dU) G */
+                d[3 * k] += s[k][0] + 0.5f * (s[k][1] + s[k][2]);
+                d[3 * k + 1] += 0.5f * (s[k][1] - s[k][2]);
+                d[3 * k + 2] += 0.5f * (s[k][1] + s[k][2]) + s[k][3];
+            }
+        }
+    });
+}
+
+int duel_winograd3x3_wgt(float *dw, const float *x, const float *g, int64_t N, int64_t Ci,
+                         int64_t Hi, int64_t Wi, int64_t Co, int64_t Ho, int64_t Wo, int64_t ph,
+                         int64_t pw, const char *op) {
+    int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, T = N * th * tw;
+    if (T == 0) return 0;
+    int64_t per = 16 * (Ci + Co), blk = DUEL_WINO_BUDGET / per;
+    if (blk < 16) blk = 16;
+    if (blk > T) blk = T;
+    float *dU = get_wscratch(16 * padded(Co * Ci) + 16 * padded(Ci * blk) + 16 * padded(Co * blk),
+                             op);
+    if (!dU) return -1;
+    float *V = dU + 16 * padded(Co * Ci), *Mp = V + 16 * padded(Ci * blk);
+    for (int64_t t0 = 0; t0 < T; t0 += blk) {
+        int64_t nt = T - t0 < blk ? T - t0 : blk;
+        input_transform(V, x, Ci, Hi, Wi, th, tw, ph, pw, t0, nt);
+        grad_transform(Mp, g, Co, Ho, Wo, th, tw, t0, nt);
+        for (int xi = 0; xi < 16; xi++) {
+            duel_gemm_threads(Co, Ci, nt);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Co, (int)Ci, (int)nt, 1.0f,
+                        Mp + xi * padded(Co * nt), (int)nt, V + xi * padded(Ci * nt), (int)nt,
+                        t0 == 0 ? 0.0f : 1.0f, dU + xi * padded(Co * Ci), (int)Ci);
+        }
+    }
+    filter_adjoint(dw, dU, Co, Ci);
     return 0;
 }
