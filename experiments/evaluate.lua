@@ -10,7 +10,8 @@
 --            against the 10,000 test images, on the reference classifier's features
 --   cgan, sagan   the same image scores (1,000 samples a class) and the conditional accuracy:
 --            how often the classifier names the class G was asked for
---   stylegan, vaegan (decoder on prior samples), infogan (random codes)   the image scores;
+--   stylegan, vaegan (its decoder is a DCGAN G: on prior samples), infogan (random codes)
+--            the image scores;
 --            infogan adds the cluster accuracy its script measured at the end
 --   cyclegan translation accuracy both ways and cycle L1 on the test domains
 --   pix2pix  L1, PSNR, classifier accuracy on outputs and on real targets
@@ -168,13 +169,6 @@ function ev.stylegan(dir, o, ck)
   return scored(generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
 end
 
-function ev.vaegan(dir, o, ck) -- the decoder as a generator, on z ~ N(0, I)
-  local zoo = require 'experiments.zoo_models'
-  local G = zoo.G32(o.nz, o.ngf)
-  G:load_state_dict(ck.G)
-  return scored(generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
-end
-
 -- the last line of the run's metrics.jsonl whose "eval" is `tag`, as a table
 local function own_line(dir, tag)
   local R = require 'tools.results_lib'
@@ -259,7 +253,7 @@ end
 local KIND = {toy2d = 'toy', dcgan = 'image', wgan = 'image', wgan_gp = 'image', lsgan = 'image',
               sngan = 'image', fgan = 'image', r3gan = 'image', cyclegan = 'cyclegan',
               pix2pix = 'pix2pix', cgan = 'cond', sagan = 'cond', stylegan = 'stylegan',
-              vaegan = 'vaegan', infogan = 'infogan', stargan = 'own', srgan = 'own',
+              vaegan = 'image', infogan = 'infogan', stargan = 'own', srgan = 'own',
               unrolled = 'own'}
 ev.KIND = KIND
 
