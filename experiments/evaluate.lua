@@ -10,9 +10,8 @@
 --            against the 10,000 test images, on the reference classifier's features
 --   cgan, sagan   the same image scores (1,000 samples a class) and the conditional accuracy:
 --            how often the classifier names the class G was asked for
---   stylegan, vaegan (its decoder is a DCGAN G: on prior samples), infogan (random codes)
---            the image scores;
---            infogan adds the cluster accuracy its script measured at the end
+--   stylegan, vaegan (its decoder, a DCGAN G, on prior samples), infogan (random codes): the
+--            image scores; infogan adds the cluster accuracy its script measured at the end
 --   cyclegan translation accuracy both ways and cycle L1 on the test domains
 --   pix2pix  L1, PSNR, classifier accuracy on outputs and on real targets
 --   stargan, srgan, unrolled   the scores the script itself wrote at its end (metrics.jsonl's
