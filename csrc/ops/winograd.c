@@ -141,18 +141,36 @@ static void output_transform(float *out, const float *M, int64_t Co, int64_t Ho,
     });
 }
 
+/* The output's 2x2 tiles (th x tw a sample, T in all), taken blk at a time, and the scratch: U
+ * {16,Co,Ci} (or dU), then V {16,Ci,blk} and M {16,Co,blk}, each plane padded */
+typedef struct {
+    int64_t th, tw, T, blk;
+    float *U, *V, *M;
+} plan;
+
+static int make_plan(plan *p, int64_t N, int64_t Ci, int64_t Co, int64_t Ho, int64_t Wo,
+                     const char *op) {
+    p->th = (Ho + 1) / 2;
+    p->tw = (Wo + 1) / 2;
+    p->T = N * p->th * p->tw;
+    p->blk = DUEL_WINO_BUDGET / (16 * (Ci + Co));
+    if (p->blk < 16) p->blk = 16;
+    if (p->blk > p->T) p->blk = p->T;
+    p->U = get_wscratch(16 * (padded(Co * Ci) + padded(Ci * p->blk) + padded(Co * p->blk)), op);
+    if (!p->U) return -1;
+    p->V = p->U + 16 * padded(Co * Ci);
+    p->M = p->V + 16 * padded(Ci * p->blk);
+    return 0;
+}
+
 int duel_winograd3x3(float *out, const float *in, const float *w, int adj, int64_t N, int64_t Ci,
                      int64_t Hi, int64_t Wi, int64_t Co, int64_t Ho, int64_t Wo, int64_t ph,
                      int64_t pw, int acc, const char *op) {
-    int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, T = N * th * tw;
-    if (T == 0) return 0;
-    int64_t per = 16 * (Ci + Co), blk = DUEL_WINO_BUDGET / per;
-    if (blk < 16) blk = 16;
-    if (blk > T) blk = T;
-    float *U = get_wscratch(16 * padded(Co * Ci) + 16 * padded(Ci * blk) + 16 * padded(Co * blk),
-                            op);
-    if (!U) return -1;
-    float *V = U + 16 * padded(Co * Ci), *M = V + 16 * padded(Ci * blk);
+    plan p;
+    if (N * Ho * Wo == 0) return 0;
+    if (make_plan(&p, N, Ci, Co, Ho, Wo, op)) return -1;
+    int64_t th = p.th, tw = p.tw, T = p.T, blk = p.blk;
+    float *U = p.U, *V = p.V, *M = p.M;
     filter_transform(U, w, adj, Co, Ci);
     for (int64_t t0 = 0; t0 < T; t0 += blk) {
         int64_t nt = T - t0 < blk ? T - t0 : blk;
@@ -226,15 +244,11 @@ static void filter_adjoint(float *dw, const float *dU, int64_t Co, int64_t Ci) {
 int duel_winograd3x3_wgt(float *dw, const float *x, const float *g, int64_t N, int64_t Ci,
                          int64_t Hi, int64_t Wi, int64_t Co, int64_t Ho, int64_t Wo, int64_t ph,
                          int64_t pw, const char *op) {
-    int64_t th = (Ho + 1) / 2, tw = (Wo + 1) / 2, T = N * th * tw;
-    if (T == 0) return 0;
-    int64_t per = 16 * (Ci + Co), blk = DUEL_WINO_BUDGET / per;
-    if (blk < 16) blk = 16;
-    if (blk > T) blk = T;
-    float *dU = get_wscratch(16 * padded(Co * Ci) + 16 * padded(Ci * blk) + 16 * padded(Co * blk),
-                             op);
-    if (!dU) return -1;
-    float *V = dU + 16 * padded(Co * Ci), *Mp = V + 16 * padded(Ci * blk);
+    plan p;
+    if (N * Ho * Wo == 0) return 0;
+    if (make_plan(&p, N, Ci, Co, Ho, Wo, op)) return -1;
+    int64_t th = p.th, tw = p.tw, T = p.T, blk = p.blk;
+    float *dU = p.U, *V = p.V, *Mp = p.M;
     for (int64_t t0 = 0; t0 < T; t0 += blk) {
         int64_t nt = T - t0 < blk ? T - t0 : blk;
         input_transform(V, x, Ci, Hi, Wi, th, tw, ph, pw, t0, nt);
