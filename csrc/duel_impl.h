@@ -25,6 +25,10 @@
  * (parallel.c) */
 void duel_gemm_threads(int64_t m, int64_t n, int64_t k);
 
+/* conv.c's scratch buffer of at least n floats, kept between calls (contents undefined); NULL
+ * with a DUEL_ENOMEM error naming op */
+float *duel_conv_scratch(int64_t n, const char *op);
+
 /* out {N,Co,Ho,Wo} (+= when acc) = the 3x3 stride-1 correlation of in {N,Ci,Hi,Wi}, zero-padded
  * by ph, pw (Ho = Hi + 2ph - 2), with the filters of w {O,C,3,3}: w[o][c] (adj = 0: Co = O,
  * Ci = C) or w[c][o] flipped (adj = 1: Co = C, Ci = O), by Winograd F(2x2,3x3) (winograd.c).

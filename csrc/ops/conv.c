@@ -18,13 +18,14 @@
 #ifndef DUEL_CONV_COL_BUDGET
 #define DUEL_CONV_COL_BUDGET (4 << 20)
 #endif
-/* Scratch (col and the permute buffer) is kept between calls: a fresh multi-MB buffer page-faults
- * on every touch, measured at a fifth of a large conv's time. Ops run on the Lua thread only;
+/* Scratch (col and the permute buffer, or winograd.c's transforms) is kept between calls: a
+ * fresh multi-MB buffer page-faults on every touch, measured at a fifth of a large conv's time.
+ * One buffer serves both, as no call uses the two at once. Ops run on the Lua thread only;
  * _Thread_local keeps it correct for several states in several threads all the same. */
 static _Thread_local float *scratch;
 static _Thread_local int64_t scratch_n;
 
-static float *get_scratch(int64_t n, const char *op) {
+float *duel_conv_scratch(int64_t n, const char *op) {
     if (n <= scratch_n) return scratch;
     duel_free_floats(scratch, scratch_n);
     scratch_n = 0;
@@ -423,7 +424,7 @@ static void small_kernel(int mode, float *y, float *xp, float *w, const geom *q,
 static int small_run(int mode, const geom *q, float *x, float *y, float *w, const char *op) {
     int64_t Hp = q->H + 2 * q->ph, Wp = q->W + 2 * q->pw, XS = q->C * q->H * q->W;
     int64_t YS = q->O * q->Ho * q->Wo;
-    float *xp = get_scratch(q->C * Hp * Wp, op);
+    float *xp = duel_conv_scratch(q->C * Hp * Wp, op);
     if (!xp) return -1;
     for (int64_t n = 0; n < q->N; n++) {
         float *xn = x + n * XS, *yn = y + n * YS;
@@ -495,7 +496,7 @@ static int conv_run(int mode, const geom *q, float *x, float *y, float *w, const
     }
     int per_sample = HW >= DUEL_CONV_PER_SAMPLE;
     int64_t maxcol = spc * rpc * q->Wo;
-    float *col = get_scratch((rows + Og) * maxcol, op);
+    float *col = duel_conv_scratch((rows + Og) * maxcol, op);
     if (!col) return -1;
     float *tmp = col + rows * maxcol;
     for (int64_t n0 = 0; n0 < q->N; n0 += spc)

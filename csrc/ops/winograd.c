@@ -5,8 +5,9 @@
  * (D_ADJ: conv_transpose2d, and conv2d's input gradient) here for wide layers; the adjoint of a
  * 3x3 stride-1 correlation is the correlation of the output with the flipped, transposed filters
  * and padding 2 - p. The weight gradient (D_WGT) is the adjoint of the same computation in U:
- * dU_k = sum over tiles of (A dy A^T)_k (B^T d B)_k^T, 16 GEMMs again, then dg = G^T dU G. The op graph is unchanged (these are kernels of the same ops), so every
- * derivative stays exact; only float rounding differs from the GEMM path (relative 1e-6). */
+ * dU_k = sum over tiles of (A dy A^T)_k (B^T d B)_k^T, 16 GEMMs again, then dg = G^T dU G. The
+ * op graph is unchanged (these are kernels of the same ops), so every derivative stays exact;
+ * only float rounding differs from the GEMM path (relative 1e-6). */
 #include "../duel_impl.h"
 #include <cblas.h>
 
@@ -21,16 +22,13 @@
 #define PLANE_PAD 48
 static int64_t padded(int64_t n) { return n + PLANE_PAD; }
 
-static _Thread_local float *wscratch;
-static _Thread_local int64_t wscratch_n;
-
-static float *get_wscratch(int64_t n, const char *op) {
-    if (n <= wscratch_n) return wscratch;
-    duel_free_floats(wscratch, wscratch_n);
-    wscratch_n = 0;
-    if (!(wscratch = duel_alloc_floats(n, op))) return NULL;
-    wscratch_n = n;
-    return wscratch;
+/* tile t in row-major order over {N, th, tw}: its sample and its output row and column */
+static inline void tile_at(int64_t t, int64_t th, int64_t tw, int64_t *n, int64_t *h0,
+                           int64_t *w0) {
+    int64_t r = t % (th * tw);
+    *n = t / (th * tw);
+    *h0 = 2 * (r / tw);
+    *w0 = 2 * (r % tw);
 }
 
 /* U {16,Co,Ci} = G g G^T of every filter; g is w[o][c] (fwd: Co = O, Ci = C) or, for the
@@ -76,8 +74,10 @@ static void input_transform(float *V, const float *in, int64_t Ci, int64_t Hi, i
     DUEL_PAR_FOR(Ci * nt * 16 >= DUEL_PAR_MIN,
     for (int64_t c = 0; c < Ci; c++) {
         for (int64_t k = 0; k < nt; k++) {
-            int64_t t = t0 + k, n = t / (th * tw), r = t % (th * tw);
-            int64_t h0 = 2 * (r / tw) - ph, w0 = 2 * (r % tw) - pw;
+            int64_t n, h0, w0;
+            tile_at(t0 + k, th, tw, &n, &h0, &w0);
+            h0 -= ph;
+            w0 -= pw;
             const float *src = in + (n * Ci + c) * Hi * Wi;
             float d[4][4];
             if (h0 >= 0 && w0 >= 0 && h0 + 4 <= Hi && w0 + 4 <= Wi) {
@@ -115,8 +115,8 @@ static void output_transform(float *out, const float *M, int64_t Co, int64_t Ho,
     DUEL_PAR_FOR(Co * nt * 16 >= DUEL_PAR_MIN,
     for (int64_t o = 0; o < Co; o++) {
         for (int64_t k = 0; k < nt; k++) {
-            int64_t t = t0 + k, n = t / (th * tw), r = t % (th * tw);
-            int64_t h0 = 2 * (r / tw), w0 = 2 * (r % tw);
+            int64_t n, h0, w0;
+            tile_at(t0 + k, th, tw, &n, &h0, &w0);
             const float *m = M + o * nt + k;
             float p[2][4]; /* A^T m */
             for (int j = 0; j < 4; j++) {
@@ -142,7 +142,8 @@ static void output_transform(float *out, const float *M, int64_t Co, int64_t Ho,
 }
 
 /* The output's 2x2 tiles (th x tw a sample, T in all), taken blk at a time, and the scratch: U
- * {16,Co,Ci} (or dU), then V {16,Ci,blk} and M {16,Co,blk}, each plane padded */
+ * {16,Co,Ci} (or dU), then V {16,Ci,blk} and M {16,Co,blk}, each plane padded, in conv.c's
+ * scratch */
 typedef struct {
     int64_t th, tw, T, blk;
     float *U, *V, *M;
@@ -156,7 +157,8 @@ static int make_plan(plan *p, int64_t N, int64_t Ci, int64_t Co, int64_t Ho, int
     p->blk = DUEL_WINO_BUDGET / (16 * (Ci + Co));
     if (p->blk < 16) p->blk = 16;
     if (p->blk > p->T) p->blk = p->T;
-    p->U = get_wscratch(16 * (padded(Co * Ci) + padded(Ci * p->blk) + padded(Co * p->blk)), op);
+    p->U = duel_conv_scratch(16 * (padded(Co * Ci) + padded(Ci * p->blk) + padded(Co * p->blk)),
+                             op);
     if (!p->U) return -1;
     p->V = p->U + 16 * padded(Co * Ci);
     p->M = p->V + 16 * padded(Ci * p->blk);
@@ -194,8 +196,8 @@ static void grad_transform(float *Mp, const float *g, int64_t Co, int64_t Ho, in
     DUEL_PAR_FOR(Co * nt * 16 >= DUEL_PAR_MIN,
     for (int64_t o = 0; o < Co; o++) {
         for (int64_t k = 0; k < nt; k++) {
-            int64_t t = t0 + k, n = t / (th * tw), r = t % (th * tw);
-            int64_t h0 = 2 * (r / tw), w0 = 2 * (r % tw);
+            int64_t n, h0, w0;
+            tile_at(t0 + k, th, tw, &n, &h0, &w0);
             const float *src = g + (n * Co + o) * Ho * Wo;
             float d[2][2];
             for (int i = 0; i < 2; i++)
