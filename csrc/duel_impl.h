@@ -13,9 +13,9 @@
 
 /* DUEL_PAR_FOR(cond, for-loop): the loop under `omp parallel for` when cond holds, else a plain
  * loop. Not an `if` clause: libgomp enters and leaves a region of one thread even when the clause
- * is false, and leaving ends at a barrier whose futex syscall costs about 1.3 us; the ~90 small
- * kernels of a toy2d_b64 step spent 14% of it there (bench/README.md). A `#pragma` cannot stand
- * in a macro argument: loops inside use _Pragma("omp simd"). */
+ * is false, and leaving ends at a barrier with a futex syscall; a toy2d_b64 step made 93 of them
+ * and ran in 0.60 ms instead of 0.79 without them (bench/README.md, item 8). A `#pragma` cannot
+ * stand in a macro argument: loops inside use _Pragma("omp simd"). */
 #define DUEL_PAR_FOR(cond, ...) \
     do { \
         if (cond) { _Pragma("omp parallel for") __VA_ARGS__ } else { __VA_ARGS__ } \

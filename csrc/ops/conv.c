@@ -75,8 +75,8 @@ static int is_dense(const geom *q) {
 /* Winograd F(2x2,3x3) (winograd.c) for all three modes: 3x3, stride 1, no dilation or
  * groups, natural output size, both channel counts at least DUEL_WINO_MIN_CH (narrower layers
  * spend their time in the transforms) and at least DUEL_WINO_MIN_TILES 2x2 output tiles in the
- * batch (the filter transform costs as much as a GEMM over ~16 tiles: 256->256 at 8x8, batch 1,
- * ran 1.7x slower). -DDUEL_WINO_MIN_CH=1000000 turns it off, for comparisons. */
+ * batch (the filter transform does not shrink with the map; 64 is a cautious guess, see
+ * bench/conv_shapes.lua). -DDUEL_WINO_MIN_CH=1000000 turns it off, for comparisons. */
 #ifndef DUEL_WINO_MIN_CH
 #define DUEL_WINO_MIN_CH 32
 #endif
