@@ -54,10 +54,13 @@ local function loadavg()
 end
 
 local cpu = sh("grep -m1 'model name' /proc/cpuinfo"):match(':%s*(.-)%s*$') or '?'
-local head = ('%s, %s cores (%s), %d threads, %d rounds; load average at start %s; torch %s')
+-- both sides' OpenBLAS read OPENBLAS_CORETYPE (PyTorch's Linear layers run on it; its convs on
+-- oneDNN, which picks its own kernels): the header names it, since it moves sgemm 1.8x here
+local head = ('%s, %s cores (%s), %d threads, %d rounds; load average at start %s; torch %s; '
+              .. 'OPENBLAS_CORETYPE=%s')
   :format(os.date('!%Y-%m-%d %H:%M UTC'), sh('nproc'):match('%d+'), cpu, threads, rounds,
           loadavg(), has_torch and sh(python .. " -c 'import torch; print(torch.__version__)'")
-          :match('%S+') or 'not importable')
+          :match('%S+') or 'not importable', os.getenv('OPENBLAS_CORETYPE') or '(unset)')
 print(head)
 
 local function f(x, fmt) return x and (fmt or '%.2f'):format(x) or 'skipped' end

@@ -21,9 +21,12 @@
         if (cond) { _Pragma("omp parallel for") __VA_ARGS__ } else { __VA_ARGS__ } \
     } while (0)
 
-/* call before each cblas_sgemm of an m x n x k product: small ones run on one thread
- * (parallel.c) */
-void duel_gemm_threads(int64_t m, int64_t n, int64_t k);
+/* C = A B + beta C, row-major, A {M,K} (ta: stored {K,M}), B {K,N} (tb: stored {N,K}): every
+ * sgemm of the core goes through here, which picks the threads (parallel.c) */
+#include <cblas.h>
+void duel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                int64_t ldc);
 
 /* conv.c's scratch buffer of at least n floats, kept between calls (contents undefined); NULL
  * with a DUEL_ENOMEM error naming op */

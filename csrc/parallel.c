@@ -2,7 +2,6 @@
  * OpenBLAS (pthread build) keeps its own pool; kernels never call sgemm inside an OpenMP region,
  * so the two pools take turns instead of oversubscribing the cores. */
 #include "duel_impl.h"
-#include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -25,16 +24,21 @@ int duel_set_num_threads(int n) {
 /* OpenBLAS splits a GEMM over its threads once M*N*K passes 262144, and its idle workers sleep
  * (OPENBLAS_THREAD_TIMEOUT, lua/duel/init.lua), so a small GEMM pays a wake-up that costs more
  * than the split saves: toy2d at batch 64 (M*N*K about 2M) ran 1.8 ms a step on 2 threads and
- * 1.5 ms on 1. Below DUEL_GEMM_PAR_MIN the GEMM runs on the calling thread alone. */
+ * 1.5 ms on 1. Below DUEL_GEMM_PAR_MIN the GEMM runs on the calling thread alone. Splitting
+ * such GEMMs over duel's own OpenMP threads instead bought nothing (bench/README.md, item 10). */
 #ifndef DUEL_GEMM_PAR_MIN /* -DDUEL_GEMM_PAR_MIN=0: OpenBLAS decides alone (to measure) */
 #define DUEL_GEMM_PAR_MIN ((int64_t)1 << 22)
 #endif
-void duel_gemm_threads(int64_t m, int64_t n, int64_t k) {
-    int want = m * n * k < DUEL_GEMM_PAR_MIN ? 1 : duel_get_num_threads();
+void duel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
+                const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                int64_t ldc) {
+    int want = M * N * K < DUEL_GEMM_PAR_MIN ? 1 : duel_get_num_threads();
     if (want != blas_now) {
         openblas_set_num_threads(want);
         blas_now = want;
     }
+    cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b, (int)ldb,
+                beta, c, (int)ldc);
 }
 
 int duel_get_num_threads(void) {

@@ -597,6 +597,47 @@ T.case('matmul: batched 3-D x 3-D, 3-D x 2-D, 2-D x 3-D', function()
   T.close(duel.matmul(E, B), {mm(a1, b1), mm(a1, b2)}, 1e-6)
 end)
 
+-- products past OpenBLAS's own blocking (K > 64 and uneven M, N) under 2 threads, in every
+-- transpose combination, and linear's bias-first accumulation (beta = 1), against the Lua product
+T.case('matmul: mid-sized products, every transpose combination', function()
+  local function rnd(r, c)
+    local t = {}
+    for i = 1, r do
+      t[i] = {}
+      for j = 1, c do t[i][j] = ((i * 7 + j * 13) % 29) / 29 - 0.5 end
+    end
+    return t
+  end
+  local function tr(t)
+    local o = {}
+    for j = 1, #t[1] do
+      o[j] = {}
+      for i = 1, #t do o[j][i] = t[i][j] end
+    end
+    return o
+  end
+  with_threads(2, function()
+    for _, mnk in ipairs{{100, 75, 71}, {75, 100, 71}, {33, 130, 130}} do
+      local M, N, K = mnk[1], mnk[2], mnk[3]
+      local a, b = rnd(M, K), rnd(K, N)
+      local want = mm(a, b)
+      local A, B = duel.tensor(a), duel.tensor(b)
+      local At, Bt = duel.tensor(tr(a)):t(), duel.tensor(tr(b)):t()
+      T.close(duel.matmul(A, B), want, 1e-5)
+      T.close(duel.matmul(At, B), want, 1e-5)
+      T.close(duel.matmul(A, Bt), want, 1e-5)
+      T.close(duel.matmul(At, Bt), want, 1e-5)
+      local bias = {}
+      for j = 1, N do bias[j] = j / N end
+      local lin = duel.F.linear(A, duel.tensor(tr(b)), duel.tensor(bias))
+      for i = 1, M do
+        for j = 1, N do want[i][j] = want[i][j] + bias[j] end
+      end
+      T.close(lin, want, 1e-5)
+    end
+  end)
+end)
+
 T.case('matmul: K=0 gives zeros, empty M or N gives empty results', function()
   local z = duel.matmul(duel.zeros(2, 0), duel.zeros(0, 3))
   T.eq(shape(z), '{2,3}')

@@ -205,9 +205,7 @@ static void bias_kernel(float *y, const float *b, int64_t N, int64_t O, int64_t 
 static void sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                   int64_t ldc) {
-    duel_gemm_threads(M, N, K);
-    cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b, (int)ldb, beta,
-                c, (int)ldc);
+    duel_sgemm(ta, tb, M, N, K, a, lda, b, ldb, beta, c, ldc);
 }
 
 enum { D_FWD, D_ADJ, D_WGT }; /* conv_run's modes, below */
@@ -833,10 +831,8 @@ duel_tensor *duel_linear(duel_tensor *x, duel_tensor *w, duel_tensor *b) {
             for (int64_t j = 0; j < out; j++) yd[r * out + j] = bc ? bc->data[j] : 0.0f;
         );
         if (M > 0 && out > 0 && in > 0) {
-            duel_gemm_threads(M, out, in);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, wt ? CblasNoTrans : CblasTrans, (int)M,
-                        (int)out, (int)in, 1.0f, xc->data, (int)in, wc->data,
-                        (int)(wt ? w->stride[1] : in), 1.0f, yd, (int)out);
+            duel_sgemm(CblasNoTrans, wt ? CblasNoTrans : CblasTrans, M, out, in, xc->data, in,
+                       wc->data, wt ? w->stride[1] : in, 1.0f, yd, out);
         }
     }
     duel_release(xc);

@@ -82,15 +82,11 @@ duel_tensor *duel_matmul(duel_tensor *a, duel_tensor *b) {
                               oa.ld == K && oa.bs == M * K)) {
             /* a {B,M,K} stored as one {B*M,K} matrix: fold the batch into one GEMM */
             int64_t rows = batched ? B * M : M;
-            duel_gemm_threads(rows, N, K);
-            cblas_sgemm(CblasRowMajor, oa.tr, ob.tr, (int)rows, (int)N, (int)K, 1.0f, oa.p,
-                        (int)oa.ld, ob.p, (int)ob.ld, 0.0f, y->data, (int)N);
+            duel_sgemm(oa.tr, ob.tr, rows, N, K, oa.p, oa.ld, ob.p, ob.ld, 0.0f, y->data, N);
         } else {
-            duel_gemm_threads(M, N, K);
             for (int64_t i = 0; i < B; i++)
-                cblas_sgemm(CblasRowMajor, oa.tr, ob.tr, (int)M, (int)N, (int)K, 1.0f,
-                            oa.p + i * oa.bs, (int)oa.ld, ob.p + i * ob.bs, (int)ob.ld, 0.0f,
-                            y->data + i * M * N, (int)N);
+                duel_sgemm(oa.tr, ob.tr, M, N, K, oa.p + i * oa.bs, oa.ld, ob.p + i * ob.bs, ob.ld,
+                           0.0f, y->data + i * M * N, N);
         }
     }
     duel_release(ac);

@@ -178,10 +178,8 @@ int duel_winograd3x3(float *out, const float *in, const float *w, int adj, int64
         int64_t nt = T - t0 < blk ? T - t0 : blk;
         input_transform(V, in, Ci, Hi, Wi, th, tw, ph, pw, t0, nt);
         for (int xi = 0; xi < 16; xi++) {
-            duel_gemm_threads(Co, nt, Ci);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Co, (int)nt, (int)Ci, 1.0f,
-                        U + xi * padded(Co * Ci), (int)Ci, V + xi * padded(Ci * nt), (int)nt, 0.0f,
-                        M + xi * padded(Co * nt), (int)nt);
+            duel_sgemm(CblasNoTrans, CblasNoTrans, Co, nt, Ci, U + xi * padded(Co * Ci), Ci,
+                       V + xi * padded(Ci * nt), nt, 0.0f, M + xi * padded(Co * nt), nt);
         }
         output_transform(out, M, Co, Ho, Wo, th, tw, t0, nt, acc);
     }
@@ -256,10 +254,9 @@ int duel_winograd3x3_wgt(float *dw, const float *x, const float *g, int64_t N, i
         input_transform(V, x, Ci, Hi, Wi, th, tw, ph, pw, t0, nt);
         grad_transform(Mp, g, Co, Ho, Wo, th, tw, t0, nt);
         for (int xi = 0; xi < 16; xi++) {
-            duel_gemm_threads(Co, Ci, nt);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Co, (int)Ci, (int)nt, 1.0f,
-                        Mp + xi * padded(Co * nt), (int)nt, V + xi * padded(Ci * nt), (int)nt,
-                        t0 == 0 ? 0.0f : 1.0f, dU + xi * padded(Co * Ci), (int)Ci);
+            duel_sgemm(CblasNoTrans, CblasTrans, Co, Ci, nt, Mp + xi * padded(Co * nt), nt,
+                       V + xi * padded(Ci * nt), nt, t0 == 0 ? 0.0f : 1.0f,
+                       dU + xi * padded(Co * Ci), Ci);
         }
     }
     filter_adjoint(dw, dU, Co, Ci);
