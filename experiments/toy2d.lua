@@ -4,7 +4,7 @@
 -- high-quality fraction as VEEGAN and PacGAN define them (duel.metrics.toy_modes).
 --   luajit experiments/toy2d.lua                                       relativistic + R1 + R2
 --   luajit experiments/toy2d.lua --loss wgan --penalty gp --lambda 0.1 --n_critic 5 --lr 5e-4
---          --beta2 0.9 --steps 3000                                   WGAN-GP (gan_toy.py's lambda)
+--          --beta2 0.9 --steps 10000                                  WGAN-GP (gan_toy.py's lambda)
 --   luajit experiments/toy2d.lua --loss nonsaturating --penalty none   the vanilla GAN
 --   luajit experiments/toy2d.lua --data grid25 --loss fgan:pearson     f-GAN, Pearson chi^2
 local duel = require 'duel'
