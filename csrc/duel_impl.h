@@ -3,6 +3,7 @@
 #define DUEL_IMPL_H
 
 #include "duel.h"
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,6 @@
 
 /* C = A B + beta C, row-major, A {M,K} (ta: stored {K,M}), B {K,N} (tb: stored {N,K}): every
  * sgemm of the core goes through here, which picks the threads (parallel.c) */
-#include <cblas.h>
 void duel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                 int64_t ldc);

@@ -202,11 +202,6 @@ static void bias_kernel(float *y, const float *b, int64_t N, int64_t O, int64_t 
     });
 }
 
-static void sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
-                  const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                  int64_t ldc) {
-    duel_sgemm(ta, tb, M, N, K, a, lda, b, ldb, beta, c, ldc);
-}
 
 enum { D_FWD, D_ADJ, D_WGT }; /* conv_run's modes, below */
 
@@ -451,11 +446,11 @@ static int conv_run(int mode, const geom *q, float *x, float *y, float *w, const
         for (int64_t g = 0; g < q->g; g++) {
             float *xg = x + g * K, *yg = y + g * Og, *wg = w + g * Og * K;
             if (mode == D_FWD)
-                sgemm(CblasNoTrans, CblasTrans, q->N, Og, K, xg, CK, wg, K, 0.0f, yg, q->O);
+                duel_sgemm(CblasNoTrans, CblasTrans, q->N, Og, K, xg, CK, wg, K, 0.0f, yg, q->O);
             else if (mode == D_ADJ)
-                sgemm(CblasNoTrans, CblasNoTrans, q->N, K, Og, yg, q->O, wg, K, 1.0f, xg, CK);
+                duel_sgemm(CblasNoTrans, CblasNoTrans, q->N, K, Og, yg, q->O, wg, K, 1.0f, xg, CK);
             else
-                sgemm(CblasTrans, CblasNoTrans, Og, K, q->N, yg, q->O, xg, CK, 1.0f, wg, K);
+                duel_sgemm(CblasTrans, CblasNoTrans, Og, K, q->N, yg, q->O, xg, CK, 1.0f, wg, K);
         }
         return 0;
     }
@@ -464,8 +459,8 @@ static int conv_run(int mode, const geom *q, float *x, float *y, float *w, const
         return duel_winograd3x3(y, x, w, 0, q->N, q->C, q->H, q->W, q->O, q->Ho, q->Wo, q->ph,
                                 q->pw, 0, op);
     if (mode == D_ADJ && is_winograd(q)) /* the flipped filters over y, padded by 2 - p */
-        return duel_winograd3x3(x, y, w, 1, q->N, q->O, q->Ho, q->Wo, q->C, q->H, q->W,
-                                2 - q->ph, 2 - q->pw, 1, op);
+        return duel_winograd3x3(x, y, w, 1, q->N, q->O, q->Ho, q->Wo, q->C, q->H, q->W, 2 - q->ph,
+                                2 - q->pw, 1, op);
     if (mode == D_WGT && is_winograd(q))
         return duel_winograd3x3_wgt(w, x, y, q->N, q->C, q->H, q->W, q->O, q->Ho, q->Wo, q->ph,
                                     q->pw, op);
@@ -475,11 +470,12 @@ static int conv_run(int mode, const geom *q, float *x, float *y, float *w, const
                 float *xg = x + (n * q->C + g * Cg) * XHW, *yg = y + (n * q->O + g * Og) * HW;
                 float *wg = w + g * Og * Cg;
                 if (mode == D_FWD)
-                    sgemm(CblasNoTrans, CblasNoTrans, Og, HW, Cg, wg, Cg, xg, HW, 0.0f, yg, HW);
+                    duel_sgemm(CblasNoTrans, CblasNoTrans, Og, HW, Cg, wg, Cg, xg, HW, 0.0f, yg,
+                               HW);
                 else if (mode == D_ADJ)
-                    sgemm(CblasTrans, CblasNoTrans, Cg, HW, Og, wg, Cg, yg, HW, 1.0f, xg, HW);
+                    duel_sgemm(CblasTrans, CblasNoTrans, Cg, HW, Og, wg, Cg, yg, HW, 1.0f, xg, HW);
                 else
-                    sgemm(CblasNoTrans, CblasTrans, Og, Cg, HW, yg, HW, xg, HW, 1.0f, wg, Cg);
+                    duel_sgemm(CblasNoTrans, CblasTrans, Og, Cg, HW, yg, HW, xg, HW, 1.0f, wg, Cg);
             }
         return 0;
     }
@@ -511,27 +507,27 @@ static int conv_run(int mode, const geom *q, float *x, float *y, float *w, const
                     for (int64_t s = 0; s < nb; s++) {
                         float *ys = yb + s * q->O * HW, *cs = col + s * HW;
                         if (mode == D_FWD)
-                            sgemm(CblasNoTrans, CblasNoTrans, Og, nr * q->Wo, rows, wg, rows, cs,
-                                  ncol, 0.0f, ys, HW);
+                            duel_sgemm(CblasNoTrans, CblasNoTrans, Og, nr * q->Wo, rows, wg, rows,
+                                       cs, ncol, 0.0f, ys, HW);
                         else if (mode == D_ADJ)
-                            sgemm(CblasTrans, CblasNoTrans, rows, nr * q->Wo, Og, wg, rows, ys, HW,
-                                  0.0f, cs, ncol);
+                            duel_sgemm(CblasTrans, CblasNoTrans, rows, nr * q->Wo, Og, wg, rows, ys,
+                                       HW, 0.0f, cs, ncol);
                         else
-                            sgemm(CblasNoTrans, CblasTrans, Og, rows, nr * q->Wo, ys, HW, cs, ncol,
-                                  1.0f, wg, rows);
+                            duel_sgemm(CblasNoTrans, CblasTrans, Og, rows, nr * q->Wo, ys, HW, cs,
+                                       ncol, 1.0f, wg, rows);
                     }
                 } else if (mode == D_FWD) {
-                    sgemm(CblasNoTrans, CblasNoTrans, Og, ncol, rows, wg, rows, col, ncol, 0.0f,
-                          tmp, ncol);
+                    duel_sgemm(CblasNoTrans, CblasNoTrans, Og, ncol, rows, wg, rows, col, ncol,
+                               0.0f, tmp, ncol);
                     permute_kernel(tmp, y, q->O, g * Og, Og, n0, nb, HW, 0);
                 } else {
                     permute_kernel(tmp, y, q->O, g * Og, Og, n0, nb, HW, 1);
                     if (mode == D_ADJ)
-                        sgemm(CblasTrans, CblasNoTrans, rows, ncol, Og, wg, rows, tmp, ncol, 0.0f,
-                              col, ncol);
+                        duel_sgemm(CblasTrans, CblasNoTrans, rows, ncol, Og, wg, rows, tmp, ncol,
+                                   0.0f, col, ncol);
                     else
-                        sgemm(CblasNoTrans, CblasTrans, Og, rows, ncol, tmp, ncol, col, ncol, 1.0f,
-                              wg, rows);
+                        duel_sgemm(CblasNoTrans, CblasTrans, Og, rows, ncol, tmp, ncol, col, ncol,
+                                   1.0f, wg, rows);
                 }
                 if (mode == D_ADJ) col2im_kernel(x, col, q, g * Cg, n0, nb, r0, nr);
             }
