@@ -597,8 +597,9 @@ T.case('matmul: batched 3-D x 3-D, 3-D x 2-D, 2-D x 3-D', function()
   T.close(duel.matmul(E, B), {mm(a1, b1), mm(a1, b2)}, 1e-6)
 end)
 
--- products past OpenBLAS's own blocking (K > 64 and uneven M, N) under 2 threads, in every
--- transpose combination, and linear's bias-first accumulation (beta = 1), against the Lua product
+-- products of M*N*K above 2^19 with uneven M and N, under 2 threads, through duel_sgemm
+-- (csrc/parallel.c) in every transpose combination, and linear's bias-first accumulation
+-- (beta = 1), against the Lua product
 T.case('matmul: mid-sized products, every transpose combination', function()
   local function rnd(r, c)
     local t = {}

@@ -7,8 +7,8 @@ local R = {}
 -- kind: how evaluate.lua scores the run; target: the issue's acceptance numbers (nil: reported
 -- beside the others, no target)
 -- 10,000 G steps, not gan_toy.py's 3,000: the samples only gather within 3 std of the modes once
--- the learning rates fall (ring8 seed 1: 3.7% high quality at step 3,000 of a 10,000-step run,
--- 24.6% at 5,000 where the decay starts, 92.4% at 7,000, 95.2% at the end)
+-- the learning rates fall (toy2d.lua's own counts, ring8 seed 1 with these options: 3.7% high
+-- quality at step 3,000, 24.6% at 5,000 where the decay starts, 92.4% at 7,000, 95.2% at the end)
 local WGANGP = {'--loss', 'wgan', '--penalty', 'gp', '--lambda', '0.1', '--n_critic', '5',
                 '--lr', '5e-4', '--beta2', '0.9', '--steps', '10000'}
 local function toy(data, variant, extra, target)
