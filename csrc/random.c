@@ -30,16 +30,24 @@ static inline float u24(uint32_t bits) { return (float)(bits >> 8) * (1.0f / 167
 
 /* out: n uniforms in [0,1) */
 static void rand_kernel(float *out, int64_t n, uint64_t seed, uint64_t off) {
-    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN_HEAVY,
     for (int64_t i = 0; i < n; i++) out[i] = u24((uint32_t)(mix(seed, off + (uint64_t)i) >> 32));
     );
 }
 
 /* Box-Muller in double without libm: glibc's log and cos are scalar calls (about 23 ns per
  * sample here, a third of a toy2d step), these two are straight-line code that vectorises
- * (2.7 ns per sample; bench/README.md). Both are within 4e-15 of libm on the 2^24 grids of u1
- * and u2, so the float results match the libm formula except for about 1 sample in 10^7
- * (1 ulp). */
+ * (1.5 ns per sample; bench/README.md items 5 and 12). Both are within 4e-15 of libm on the 2^24
+ * grids of u1 and u2, so the float results match the libm formula except for about 1 sample in
+ * 10^7 (1 ulp). */
+/* a * b + c in one rounding where the CPU has FMA: the core builds with -std=c11, which turns
+ * off GCC's contraction of a * b + c, and the series below are chains of them (item 12: 2.6 ->
+ * 1.5 ns a sample). Without FMA, fma() would be a slow library call, so plain arithmetic. */
+#ifdef __FMA__
+#define MADD(a, b, c) fma(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
 /* ln u for u in (0, 1], normal doubles: u = m 2^e with m in [sqrt(1/2), sqrt(2)),
  * ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716, series to s^23 (error < 1e-19) */
 static inline double bm_log(double u) {
@@ -54,55 +62,42 @@ static inline double bm_log(double u) {
     double ef = (double)(e + big);
     double s = (m - 1.0) / (m + 1.0), s2 = s * s;
     double p = 1.0 / 23;
-    p = p * s2 + 1.0 / 21;
-    p = p * s2 + 1.0 / 19;
-    p = p * s2 + 1.0 / 17;
-    p = p * s2 + 1.0 / 15;
-    p = p * s2 + 1.0 / 13;
-    p = p * s2 + 1.0 / 11;
-    p = p * s2 + 1.0 / 9;
-    p = p * s2 + 1.0 / 7;
-    p = p * s2 + 1.0 / 5;
-    p = p * s2 + 1.0 / 3;
-    return ef * 0.6931471805599453 + (2.0 * s + 2.0 * s * s2 * p);
+    p = MADD(p, s2, 1.0 / 21);
+    p = MADD(p, s2, 1.0 / 19);
+    p = MADD(p, s2, 1.0 / 17);
+    p = MADD(p, s2, 1.0 / 15);
+    p = MADD(p, s2, 1.0 / 13);
+    p = MADD(p, s2, 1.0 / 11);
+    p = MADD(p, s2, 1.0 / 9);
+    p = MADD(p, s2, 1.0 / 7);
+    p = MADD(p, s2, 1.0 / 5);
+    p = MADD(p, s2, 1.0 / 3);
+    return MADD(ef, 0.6931471805599453, MADD(2.0 * s * s2, p, 2.0 * s));
 }
-/* cos(2 pi t) for t in [0, 1): t - q/4 = r in [-1/8, 1/8] (exact), x = 2 pi r in [-pi/4, pi/4],
- * cos x and sin x by Taylor to x^20 / x^21 (error < 1e-19), chosen by the quadrant q */
+/* cos(2 pi t) for t in [0, 1): t - q/2 = r in [-1/4, 1/4] (exact), x = 2 pi r in [-pi/2, pi/2],
+ * cos(2 pi t) = (-1)^q cos x, cos x by Taylor to x^20 (error < 3e-17) */
 static inline double bm_cos2pi(double t) {
-    double q = floor(4.0 * t + 0.5);
-    double x = (t - 0.25 * q) * 6.283185307179586;
+    double q = floor(2.0 * t + 0.5);
+    double x = (t - 0.5 * q) * 6.283185307179586;
     double x2 = x * x;
     double c = 1.0 / 2432902008176640000.0;           /* 1/20! */
-    c = c * x2 - 1.0 / 6402373705728000.0;            /* 1/18! */
-    c = c * x2 + 1.0 / 20922789888000.0;              /* 1/16! */
-    c = c * x2 - 1.0 / 87178291200.0;                 /* 1/14! */
-    c = c * x2 + 1.0 / 479001600.0;                   /* 1/12! */
-    c = c * x2 - 1.0 / 3628800.0;
-    c = c * x2 + 1.0 / 40320.0;
-    c = c * x2 - 1.0 / 720.0;
-    c = c * x2 + 1.0 / 24.0;
-    c = c * x2 - 0.5;
-    c = c * x2 + 1.0;
-    double s = -1.0 / 51090942171709440000.0;         /* 1/21! */
-    s = s * x2 + 1.0 / 121645100408832000.0;          /* 1/19! */
-    s = s * x2 - 1.0 / 355687428096000.0;             /* 1/17! */
-    s = s * x2 + 1.0 / 1307674368000.0;               /* 1/15! */
-    s = s * x2 - 1.0 / 6227020800.0;                  /* 1/13! */
-    s = s * x2 + 1.0 / 39916800.0;
-    s = s * x2 - 1.0 / 362880.0;
-    s = s * x2 + 1.0 / 5040.0;
-    s = s * x2 - 1.0 / 120.0;
-    s = s * x2 + 1.0 / 6.0;
-    s = x - x * x2 * s;
-    int k = (int)q & 3; /* q in 0..4 */
-    double v = (k & 1) ? s : c;
-    return (k == 1 || k == 2) ? -v : v;
+    c = MADD(c, x2, -1.0 / 6402373705728000.0);       /* 1/18! */
+    c = MADD(c, x2, 1.0 / 20922789888000.0);          /* 1/16! */
+    c = MADD(c, x2, -1.0 / 87178291200.0);            /* 1/14! */
+    c = MADD(c, x2, 1.0 / 479001600.0);               /* 1/12! */
+    c = MADD(c, x2, -1.0 / 3628800.0);
+    c = MADD(c, x2, 1.0 / 40320.0);
+    c = MADD(c, x2, -1.0 / 720.0);
+    c = MADD(c, x2, 1.0 / 24.0);
+    c = MADD(c, x2, -0.5);
+    c = MADD(c, x2, 1.0);
+    return ((int)q & 1) ? -c : c; /* q in 0..2 */
 }
 
 /* out: n standard normals by Box-Muller, one per counter (the sine half is dropped so that
  * element i depends on counter i alone) */
 static void randn_kernel(float *restrict out, int64_t n, uint64_t seed, uint64_t off) {
-    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN_HEAVY,
     for (int64_t i = 0; i < n; i++) {
         uint64_t z = mix(seed, off + (uint64_t)i);
         double u1 = ((double)(z >> 40) + 1.0) / 16777217.0; /* (0, 1]: log is finite */
@@ -126,7 +121,7 @@ duel_tensor *duel_randn(const int64_t *shape, int ndim) { return draw(shape, ndi
 
 /* out: n draws, 1 with probability p else 0 (u < p with u on the 2^24 grid: p = 1 always 1) */
 static void bernoulli_kernel(float *out, int64_t n, float p, uint64_t seed, uint64_t off) {
-    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
+    DUEL_PAR_FOR(n >= DUEL_PAR_MIN_HEAVY,
     for (int64_t i = 0; i < n; i++)
         out[i] = u24((uint32_t)(mix(seed, off + (uint64_t)i) >> 32)) < p ? 1.0f : 0.0f;
     );

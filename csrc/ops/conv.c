@@ -822,10 +822,11 @@ duel_tensor *duel_linear(duel_tensor *x, duel_tensor *w, duel_tensor *b) {
     duel_tensor *y = wc && (bc || !b) ? duel_new(shp, x->ndim, "linear") : NULL;
     if (y) {
         float *yd = y->data;
-        DUEL_PAR_FOR(M * out >= DUEL_PAR_MIN,
-        for (int64_t r = 0; r < M; r++)
-            for (int64_t j = 0; j < out; j++) yd[r * out + j] = bc ? bc->data[j] : 0.0f;
-        );
+        if (bc) {
+            for (int64_t r = 0; r < M; r++) memcpy(yd + r * out, bc->data, (size_t)out * sizeof *yd);
+        } else {
+            memset(yd, 0, (size_t)(M * out) * sizeof *yd);
+        }
         if (M > 0 && out > 0 && in > 0) {
             duel_sgemm(CblasNoTrans, wt ? CblasNoTrans : CblasTrans, M, out, in, xc->data, in,
                        wc->data, wt ? w->stride[1] : in, 1.0f, yd, out);

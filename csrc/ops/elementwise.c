@@ -336,7 +336,9 @@ static void un_range(int op, float *restrict y, const float *restrict x, int64_t
 static void unary_kernel(int op, float *restrict y, const float *restrict x, int64_t n, float p0,
                          float p1) {
     int64_t chunk = 16384, nchunks = (n + chunk - 1) / chunk;
-    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
+    int heavy = op == U_EXP || op == U_LOG || op == U_TANH || op == U_SIGMOID || op == U_SIN ||
+                op == U_COS || op == U_POW;
+    DUEL_PAR_FOR(n >= (heavy ? DUEL_PAR_MIN_HEAVY : DUEL_PAR_MIN),
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t s = c * chunk, len = n - s < chunk ? n - s : chunk;
         un_range(op, y + s, x + s, len, p0, p1);

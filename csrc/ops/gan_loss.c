@@ -77,7 +77,8 @@ enum { CHUNKS = 256 };
 static double term_sum_kernel(int t, const float *a, const float *b, int64_t n) {
     double part[CHUNKS];
     int64_t len = (n + CHUNKS - 1) / CHUNKS;
-    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
+    int heavy = t == T_SP_NEG || t == T_SP_POS || t == T_NEG_SP_POS;
+    DUEL_PAR_FOR(n >= (heavy ? DUEL_PAR_MIN_HEAVY : DUEL_PAR_MIN),
     for (int c = 0; c < CHUNKS; c++) {
         int64_t s = c * len, e = s + len < n ? s + len : n;
         double acc = 0.0;

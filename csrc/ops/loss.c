@@ -34,7 +34,7 @@ enum { CHUNKS = 256 };
 static double loss_sum_kernel(int kind, const float *a, const float *b, int64_t n) {
     double part[CHUNKS];
     int64_t len = (n + CHUNKS - 1) / CHUNKS;
-    DUEL_PAR_FOR(n >= DUEL_PAR_MIN,
+    DUEL_PAR_FOR(n >= (kind == L_BCE ? DUEL_PAR_MIN_HEAVY : DUEL_PAR_MIN),
     for (int c = 0; c < CHUNKS; c++) {
         int64_t s = c * len, e = s + len < n ? s + len : n;
         double acc = 0.0;
@@ -158,7 +158,7 @@ duel_tensor *duel_l1(duel_tensor *a, duel_tensor *b) {
  * row maximum taken out first (finite for logits of any size) */
 static void cross_entropy_kernel(double *loss, const float *x, const int64_t *label, int64_t N,
                                  int64_t C) {
-    DUEL_PAR_FOR(N * C >= DUEL_PAR_MIN,
+    DUEL_PAR_FOR(N * C >= DUEL_PAR_MIN_HEAVY,
     for (int64_t i = 0; i < N; i++) {
         const float *p = x + i * C;
         float m = -INFINITY;
