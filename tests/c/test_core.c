@@ -78,6 +78,35 @@ static void check_shape(const duel_tensor *t, const int64_t *shape, int nd, cons
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
+/* randn element i is Box-Muller's cosine half on counter offset + i (random.c's mix is
+ * splitmix64's finaliser over a Weyl sequence keyed by the seed): its own log and cos series must
+ * give libm's float almost always. A sign slip in a quadrant would keep every moment. */
+static uint64_t mix_ref(uint64_t seed, uint64_t ctr) {
+    uint64_t z = seed * 0xD1342543DE82EF95ULL + (ctr + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+static void test_randn_formula(void) {
+    enum { N = 200000 };
+    duel_manual_seed(7);
+    duel_tensor *skip = duel_randn((int64_t[]){3}, 1); /* an offset that is not a multiple of 8 */
+    duel_tensor *g = duel_randn((int64_t[]){N}, 1);
+    int off = 0, far = 0;
+    for (int64_t i = 0; g && i < N; i++) {
+        uint64_t z = mix_ref(7, 3 + (uint64_t)i);
+        double u1 = ((double)(z >> 40) + 1.0) / 16777217.0;
+        double u2 = (double)((z >> 16) & 0xFFFFFF) / 16777216.0;
+        float want = (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+        if (g->data[i] != want) off++;
+        if (fabsf(g->data[i] - want) > 2e-7f * (1.0f + fabsf(want))) far++;
+    }
+    CHECK(g && far == 0 && off <= 2, "randn = libm's Box-Muller: %d of %d differ, %d by more than 1 ulp",
+          off, N, far);
+    duel_release(skip);
+    duel_release(g);
+}
+
 static void test_creation(void) {
     duel_tensor *z = duel_zeros((int64_t[]){2, 3}, 2);
     check_shape(z, (int64_t[]){2, 3}, 2, "zeros");
@@ -132,6 +161,7 @@ static void test_creation(void) {
         m2 += (double)g->data[i] * g->data[i] / 4000.0;
     }
     CHECK(fabs(m) < 0.1 && fabs(m2 - 1) < 0.1, "randn moments: mean %g, E[x^2] %g", m, m2);
+    test_randn_formula();
 
     duel_release(z);
     duel_release(f);
