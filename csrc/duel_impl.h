@@ -12,7 +12,7 @@
 /* Below this many elements a kernel runs on one thread: waking the sleeping workers and joining
  * them costs 20-30 us on the project machine (GOMP_SPINCOUNT=0), while a streaming loop of a few
  * flops an element does 262,144 elements in about 90 us on one thread. Loops that spend tens of
- * flops an element (random draws, exp, log, tanh, softplus) split from DUEL_PAR_MIN_HEAVY on.
+ * flops an element (normal draws, exp, log, tanh, softplus) split from DUEL_PAR_MIN_HEAVY on.
  * Measured in bench/README.md, item 12. */
 #ifndef DUEL_PAR_MIN
 #define DUEL_PAR_MIN 262144
