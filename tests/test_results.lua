@@ -60,6 +60,24 @@ T.case('RESULTS.md from a synthetic summary: means, targets, floors, pending row
   md = R.render(s, {seeds = {1, 2, 3}})
   has(md, 'Floor: pending')
   has(md, '| dcgan | 1 | 0.625 | – |')
+  T.ok(not md:find('fgan runs its default', 1, true), 'no fgan row: no note on it')
+end)
+
+T.case('RESULTS.md notes fgan rows equal to dcgan\'s, and only those seeds', function()
+  local s = synthetic()
+  local d1 = s.runs.dcgan['1']
+  s.runs.dcgan['2'] = {frechet = 0.7, precision = 0.7, recall = 0.3, classifier_score = 8,
+                       classes_covered = 10, wall_s = 300, machine = machine}
+  s.runs.fgan = {['1'] = {frechet = d1.frechet, precision = d1.precision, recall = d1.recall,
+                          classifier_score = 8, classes_covered = 10, wall_s = 310,
+                          machine = machine},
+                 ['2'] = {frechet = 0.71, precision = 0.7, recall = 0.3, classifier_score = 8,
+                          classes_covered = 10, wall_s = 310, machine = machine}}
+  local md = R.render(s, {seeds = {1, 2, 3}})
+  has(md, 'so for seed(s) 1 its scores equal dcgan\'s exactly')
+  s.runs.fgan['1'].frechet = 0.626
+  md = R.render(s, {seeds = {1, 2, 3}})
+  T.ok(not md:find('fgan runs its default', 1, true), 'differing rows: no note')
 end)
 
 T.case('JSON round trip and summary merge keep earlier rows', function()

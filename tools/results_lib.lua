@@ -405,6 +405,25 @@ function R.render(summary, opts)
     end
   end
   w()
+  -- fgan's default (JS with the paper's G update) is DCGAN's BCE game up to constants, on the
+  -- same nets, initialisation and data order: say so when the measured rows show it
+  local same = {}
+  local fg, dc = (summary.runs or {}).fgan or {}, (summary.runs or {}).dcgan or {}
+  for seed, r in pairs(fg) do
+    if dc[seed] and r.frechet == dc[seed].frechet and r.recall == dc[seed].recall then
+      same[#same + 1] = tonumber(seed)
+    end
+  end
+  if #same > 0 then
+    table.sort(same)
+    w('fgan runs its default divergence, Jensen-Shannon, with the paper\'s G update: its D loss')
+    w('is mean softplus(-D(x)) + mean softplus(D(G(z))) - 2 log 2 and its G loss mean')
+    w('softplus(-D(G(z))) - log 2, DCGAN\'s BCE losses less constants, on the same nets,')
+    w(('initialisation and data order, so for seed(s) %s its scores equal dcgan\'s exactly: a check'):format(
+      table.concat(same, ',')))
+    w('of the f-GAN losses rather than a second measurement (the other divergences are other games).')
+    w()
+  end
   -- image-to-image
   w('## Image-to-image translation')
   w()
