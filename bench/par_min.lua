@@ -1,6 +1,6 @@
 -- Where splitting a loop over the OpenMP threads starts to pay: microseconds per call of a cheap
 -- elementwise op (add, relu), an Adam step and randn at sizes around the core's thresholds
--- (DUEL_PAR_MIN for loops of a few flops an element, DUEL_PAR_MIN_HEAVY for random draws and
+-- (DUEL_PAR_MIN for loops of a few flops an element, DUEL_PAR_MIN_HEAVY for normal draws and
 -- transcendental maps; csrc/duel_impl.h). The default build runs each loop the way its
 -- threshold says; to see what splitting every loop would cost, build one with the thresholds
 -- at 1 and run both:
