@@ -1,5 +1,5 @@
 -- Where splitting a loop over the OpenMP threads starts to pay: microseconds per call of a cheap
--- elementwise op (add, relu), an Adam step and randn at sizes around the core's thresholds
+-- elementwise op (add, relu), an Adam step, rand and randn at sizes around the core's thresholds
 -- (DUEL_PAR_MIN for loops of a few flops an element, DUEL_PAR_MIN_HEAVY for normal draws and
 -- transcendental maps; csrc/duel_impl.h). The default build runs each loop the way its
 -- threshold says; to see what splitting every loop would cost, build one with the thresholds
@@ -24,13 +24,14 @@ local function best(f)
   return t * 1e6
 end
 
-print(('%-8s %10s %10s %10s %10s'):format('elements', 'add', 'relu', 'Adam step', 'randn'))
+print(('%-8s %10s %10s %10s %10s %10s'):format('elements', 'add', 'relu', 'Adam step', 'rand',
+  'randn'))
 for _, n in ipairs{16384, 32768, 65536, 131072, 262144, 524288} do
   local x = duel.randn(n)
   local lin = duel.nn.Linear(n / 128, 128, {bias = false})
   local opt = duel.optim.Adam(lin, {lr = 1e-4})
   lin(duel.randn(4, n / 128)):sum():backward()
-  print(('%-8d %10.1f %10.1f %10.1f %10.1f'):format(n, best(function() return x + x end),
+  print(('%-8d %10.1f %10.1f %10.1f %10.1f %10.1f'):format(n, best(function() return x + x end),
     best(function() return duel.relu(x) end), best(function() opt:step() end),
-    best(function() return duel.randn(n) end)))
+    best(function() return duel.rand(n) end), best(function() return duel.randn(n) end)))
 end
