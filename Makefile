@@ -16,7 +16,7 @@ BINDIR ?= /usr/local/bin
 BUILD ?= build
 
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
-DEPS = gcc make luajit libluajit-5.1-dev luarocks libopenblas-dev libstb-dev zlib1g-dev dataset-fashion-mnist libedit2 bsdutils \
+DEPS = gcc make luajit libluajit-5.1-dev luarocks libopenblas-dev libstb-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist libedit2 bsdutils \
   libopenmpi-dev openmpi-bin
 
 # the notebook stage (make notebooks, tests/test_notebooks.lua, which skips without Jupyter)
@@ -40,6 +40,14 @@ MPI_LIBS ?= $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 
 HASH := \#
 HAVE_MPI := $(shell echo '$(HASH)include <mpi.h>' | $(CC) $(MPI_CFLAGS) -fsyntax-only -x c - >/dev/null 2>&1 && echo 1)
 MPI_MODULE = $(dir $(MODULE))mpi.so
+
+# oneDNN (libdnnl-dev), the convolution backend (csrc/ops/conv_dnnl.c) where its header is found;
+# without it every convolution takes conv.c's im2col + OpenBLAS path.
+HAVE_DNNL := $(shell echo '$(HASH)include <oneapi/dnnl/dnnl.h>' | $(CC) -fsyntax-only -x c - >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_DNNL),1)
+DUEL_CFLAGS += -DDUEL_DNNL
+LDLIBS += -ldnnl
+endif
 MPI_TARGET = $(if $(HAVE_MPI),$(MPI_MODULE))
 
 .PHONY: all deps test check valgrind fuzz bench bench-compare demo demo-autograd results module mpi install clean
@@ -79,7 +87,10 @@ test: deps
 # AddressSanitizer + UBSan build of the same module and tests. LuaJIT itself is not
 # instrumented, so the ASan runtime is preloaded into it.
 # CFLAGS is passed whole (not via OPTFLAGS) so that a CFLAGS in the environment cannot drop
-# the sanitizer flags. tests/lsan.supp suppresses only OpenBLAS's own allocations; tests/run.lua
+# the sanitizer flags. libdnnl is preloaded too (by its soname's file: a symlink's name costs the
+# loader an allocation that LSan reports): loaded later, through dlopen() of the core, its
+# thread-local storage makes GCC 12's LeakSanitizer segfault at exit ("Tracer caught signal 11").
+# tests/lsan.supp suppresses only OpenBLAS's own allocations; tests/run.lua
 # closes the Lua state at exit, so every tensor is finalised before LeakSanitizer looks.
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # stb_image_write's JPEG writer, compiled into csrc/image.c, shifts a negative int left (UB that
@@ -90,7 +101,7 @@ check: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan MODULE=build/asan/duel/core.so \
 	  CFLAGS="$(ASAN_FLAGS) -fPIC" build/asan/duel/core.so build/asan/test_core \
 	  $(if $(HAVE_MPI),build/asan/duel/mpi.so)
-	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)$(if $(HAVE_DNNL), $$($(CC) -print-file-name=libdnnl.so.2))" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \

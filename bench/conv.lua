@@ -1,11 +1,12 @@
 -- Convolution throughput: achieved GFLOP/s of every conv layer of DCGAN-64 (batch 64) and of a
 -- CycleGAN-128 ResNet generator (batch 1), forward and forward+backward, beside cblas_sgemm
--- measured in the same run. Usage: luajit bench/conv.lua [runs [threads]]  (median of runs: 5)
+-- measured in the same run. Usage: luajit bench/conv.lua [runs [threads [backend]]]  (median of
+-- runs: 5; backend: 'onednn' or 'gemm', duel.set_conv_backend, default the build's)
 -- The machine may be shared: sgemm 1024^3 is re-measured beside every layer, in runs interleaved
 -- with the layer's, and each layer's fraction is of that rate (the ref column).
 -- FLOPs are the GEMM work: 2 * N * O * Ho*Wo * C/groups * kh*kw, on the conv2d side of the
 -- relation (for a transposed conv, its input is that side). Forward+backward counts 3x (dx, dW).
--- Wide 3x3 stride-1 layers (CycleGAN's ResNet blocks) run conv2d and its adjoint by Winograd's
+-- On the gemm backend, wide 3x3 stride-1 layers (CycleGAN's ResNet blocks) run by Winograd's
 -- F(2x2,3x3), 2.25x fewer multiplies than these FLOPs count, so they can pass 100% of sgemm.
 local duel = require 'duel'
 local F = duel.F
@@ -13,6 +14,7 @@ local now = duel.clock -- monotonic wall time: threads run in parallel
 
 local RUNS = tonumber(arg and arg[1]) or 5
 if arg and arg[2] then duel.set_num_threads(tonumber(arg[2])) end
+if arg and arg[3] then duel.set_conv_backend(arg[3]) end
 
 -- seconds per call of fn, one run: fn repeated for at least `span` seconds
 local function run(fn, span)
@@ -81,9 +83,10 @@ end
 
 -- OpenMP threads that spin after an im2col region slow the sgemm that follows (OpenBLAS has its
 -- own threads): the wait settings matter, so they are printed
-print(('duel conv bench: %d threads, median of %d runs, OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s')
-  :format(duel.get_num_threads(), RUNS, os.getenv('OMP_WAIT_POLICY') or '(unset)',
-    os.getenv('GOMP_SPINCOUNT') or '(unset)'))
+print(('duel conv bench: %d threads, median of %d runs, OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s, '
+  .. 'convolutions by %s'):format(duel.get_num_threads(), RUNS,
+    os.getenv('OMP_WAIT_POLICY') or '(unset)', os.getenv('GOMP_SPINCOUNT') or '(unset)',
+    duel.conv_backend()))
 local ref_fn, ref_flops = matmul_fn(1024, 1024, 1024)
 local big, bigflops = nil, 0
 for _, l in ipairs(layers) do

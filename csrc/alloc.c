@@ -190,6 +190,14 @@ void duel_free_floats(float *p, int64_t n) {
     if (!cache_put(p, bytes)) free(p);
 }
 
+/* free to the system, bypassing the cache: for a long-lived buffer that only grows (conv.c's
+ * scratch), whose outgrown sizes no tensor will ask for again */
+void duel_release_floats(float *p, int64_t n) {
+    if (!p) return;
+    live_bytes -= padded_bytes(n ? n : 1);
+    free(p);
+}
+
 duel_storage *duel_storage_new(int64_t n, const char *op) {
     duel_storage *s = calloc(1, sizeof *s);
     if (!s) {

@@ -101,6 +101,11 @@ int64_t duel_available_bytes(void);
 /* ---- threads and RNG -------------------------------------------------------------------- */
 int duel_set_num_threads(int n); /* OpenMP and OpenBLAS together; -1 on n < 1 */
 int duel_get_num_threads(void);
+/* convolutions through oneDNN ("onednn", the default where the build has it) or im2col + sgemm
+ * ("gemm"); -1 on an unknown name or "onednn" in a build without it */
+int duel_set_conv_backend(const char *name);
+const char *duel_conv_backend(void);
+void duel_dnnl_counts(int64_t *taken, int64_t *declined); /* oneDNN calls on this thread (tests) */
 void duel_manual_seed(uint64_t seed);
 void duel_rng_get_state(uint64_t *seed, uint64_t *offset);
 void duel_rng_set_state(uint64_t seed, uint64_t offset);

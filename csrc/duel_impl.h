@@ -41,6 +41,14 @@ void duel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, in
  * with a DUEL_ENOMEM error naming op */
 float *duel_conv_scratch(int64_t n, const char *op);
 
+/* conv_dnnl.c: conv.c's products through oneDNN. mode 0: y = conv(x, w); 1: x = conv^T(y, w);
+ * 2: w = dW(x, y) (outputs overwritten); d = N C H W O Ho Wo kh kw sh sw ph pw dh dw, groups 1.
+ * Returns 1 when not taken (backend off, no oneDNN in the build, or a shape it declines), 0 when
+ * done, -1 on failure (error set). */
+extern int duel_conv_dnnl_on;
+int duel_dnnl_conv(int mode, const int64_t *d, float *x, float *y, float *w, const char *op);
+int duel_dnnl_available(void);
+
 /* out {N,Co,Ho,Wo} (+= when acc) = the 3x3 stride-1 correlation of in {N,Ci,Hi,Wi}, zero-padded
  * by ph, pw (Ho = Hi + 2ph - 2), with the filters of w {O,C,3,3}: w[o][c] (adj = 0: Co = O,
  * Ci = C) or w[c][o] flipped (adj = 1: Co = C, Ci = O), by Winograd F(2x2,3x3) (winograd.c).
@@ -92,6 +100,7 @@ void duel_seterr(int code, const char *fmt, ...) DUEL_PRINTF(2, 3);
 /* allocation (alloc.c) */
 float *duel_alloc_floats(int64_t n, const char *op); /* NULL + DUEL_ENOMEM error */
 void duel_free_floats(float *p, int64_t n);
+void duel_release_floats(float *p, int64_t n); /* to the system, not the cache */
 duel_storage *duel_storage_new(int64_t n, const char *op);
 void duel_storage_release(duel_storage *s);
 

@@ -233,7 +233,7 @@ case('pty session: line editing, TAB completion of fields and methods, results, 
   -- `exec`: script runs the command through $SHELL; dash (CI has no SHELL, so /bin/sh) would
   -- otherwise stay as bin/duel's parent in the same process group and die of the Ctrl-C, and
   -- script then reports 130 although bin/duel itself went on.
-  local inner = 'exec env ' .. (preload and 'LD_PRELOAD=' .. preload .. ' ' or '') .. 'luajit bin/duel'
+  local inner = 'exec env ' .. (preload and 'LD_PRELOAD=' .. q(preload) .. ' ' or '') .. 'luajit bin/duel'
   os.execute(('(TERM=xterm DUEL_HISTORY=%s env -u LD_PRELOAD timeout 60 script -qfec %s /dev/null '
               .. '< %s > %s 2>&1 & echo $! > %s; wait $!; echo "exit=$?" >> %s) &')
              :format(hist, q(inner), fifo, out, pidf, out))

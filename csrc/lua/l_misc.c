@@ -29,6 +29,29 @@ static int l_set_num_threads(lua_State *L) {
     return 0;
 }
 
+/* duel.set_conv_backend('onednn' | 'gemm'), duel.conv_backend() -> the name in use */
+static int l_set_conv_backend(lua_State *L) {
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_error(L, "set_conv_backend: backend must be 'onednn' or 'gemm', got %s",
+                          luaL_typename(L, 1));
+    if (duel_set_conv_backend(lua_tostring(L, 1))) return l_error(L);
+    return 0;
+}
+
+static int l_conv_backend(lua_State *L) {
+    lua_pushstring(L, duel_conv_backend());
+    return 1;
+}
+
+/* _core.conv_dnnl_counts() -> calls oneDNN took, calls it declined (shape), on this thread */
+static int l_conv_dnnl_counts(lua_State *L) {
+    int64_t t, d;
+    duel_dnnl_counts(&t, &d);
+    lua_pushnumber(L, (lua_Number)t);
+    lua_pushnumber(L, (lua_Number)d);
+    return 2;
+}
+
 static int l_get_num_threads(lua_State *L) {
     lua_pushinteger(L, duel_get_num_threads());
     return 1;
@@ -139,6 +162,8 @@ void l_register_misc(lua_State *L, int duel, int methods, int core) {
     static const luaL_Reg pub[] = {{"manual_seed", l_manual_seed},
                                    {"set_num_threads", l_set_num_threads},
                                    {"get_num_threads", l_get_num_threads},
+                                   {"set_conv_backend", l_set_conv_backend},
+                                   {"conv_backend", l_conv_backend},
                                    {"clock", l_clock},
                                    {"empty_cache", l_empty_cache},
                                    {NULL, NULL}};
@@ -152,6 +177,7 @@ void l_register_misc(lua_State *L, int duel, int methods, int core) {
                                         {"embed", l_embed},           {"index_add", l_index_add},
                                         {"sum_to", l_sum_to},         {"id", l_id},
                                         {"cached_bytes", l_cached_bytes},
+                                        {"conv_dnnl_counts", l_conv_dnnl_counts},
                                         {"available_bytes", l_available_bytes},
                                         {NULL, NULL}};
     for (const luaL_Reg *r = internal; r->name; r++) {

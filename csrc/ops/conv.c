@@ -27,7 +27,9 @@ static _Thread_local int64_t scratch_n;
 
 float *duel_conv_scratch(int64_t n, const char *op) {
     if (n <= scratch_n) return scratch;
-    duel_free_floats(scratch, scratch_n);
+    /* not into the tensor cache: it would hold every outgrown size (93 MB of pix2pix128b16's
+     * peak RSS, a buffer that grew six times) */
+    duel_release_floats(scratch, scratch_n);
     scratch_n = 0;
     if (!(scratch = duel_alloc_floats(n, op))) return NULL;
     scratch_n = n;
@@ -537,6 +539,22 @@ static int conv_run(int mode, const geom *q, float *x, float *y, float *w, const
 
 /* ---- the family's ops (inputs already validated; any strides) -------------------------------- */
 
+/* oneDNN (conv_dnnl.c) where the build has it, the backend is on and the shape suits it: not
+ * for groups, nor the dense case (already one plain GEMM with no im2col). 1: not taken. */
+static int try_dnnl(int mode, const geom *q, float *x, float *y, float *w, const char *op) {
+    if (!duel_conv_dnnl_on || q->g != 1 || is_dense(q) || q->N == 0 || q->Ho * q->Wo == 0)
+        return 1;
+    int64_t d[15] = {q->N,  q->C,  q->H,  q->W,  q->O,  q->Ho, q->Wo, q->kh,
+                     q->kw, q->sh, q->sw, q->ph, q->pw, q->dh, q->dw};
+    return duel_dnnl_conv(mode, d, x, y, w, op);
+}
+
+/* D_FWD and D_WGT overwrite their output either way (D_WGT's is pre-zeroed for the GEMM path) */
+static int by_dnnl(int mode, const geom *q, float *x, float *y, float *w, const char *op) {
+    int rc = try_dnnl(mode, q, x, y, w, op);
+    return rc == 1 ? conv_run(mode, q, x, y, w, op) : rc;
+}
+
 static int conv2d_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx);
 static int conv_transpose2d_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx);
 static int conv2d_weight_backward(duel_tensor *y, duel_tensor *dy, duel_tensor **dx);
@@ -555,7 +573,7 @@ static duel_tensor *conv_fwd(duel_tensor *x, duel_tensor *w, duel_tensor *b, con
     duel_tensor *xc = duel_contiguous(x), *wc = xc ? duel_contiguous(w) : NULL;
     duel_tensor *bc = wc && b ? duel_contiguous(b) : NULL;
     duel_tensor *y = wc && (bc || !b) ? duel_new(shp, 4, "conv2d") : NULL;
-    if (y && conv_run(D_FWD, &q, xc->data, y->data, wc->data, "conv2d")) {
+    if (y && by_dnnl(D_FWD, &q, xc->data, y->data, wc->data, "conv2d")) {
         duel_release(y);
         y = NULL;
     }
@@ -579,12 +597,15 @@ static duel_tensor *conv_adj(duel_tensor *u, duel_tensor *w, duel_tensor *b, con
     duel_tensor *uc = duel_contiguous(u), *wc = uc ? duel_contiguous(w) : NULL;
     duel_tensor *bc = wc && b ? duel_contiguous(b) : NULL;
     duel_tensor *y = wc && (bc || !b) ? duel_new(shp, 4, "conv_transpose2d") : NULL;
-    if (y) {
+    int rc = y ? try_dnnl(D_ADJ, &q, y->data, uc->data, wc->data, "conv_transpose2d") : -1;
+    if (rc == 0 && b) bias_kernel(y->data, bc->data, q.N, q.C, H * W, 0);
+    if (rc == 1) { /* the GEMM path accumulates onto the bias */
         bias_kernel(y->data, bc ? bc->data : NULL, q.N, q.C, H * W, 1);
-        if (conv_run(D_ADJ, &q, y->data, uc->data, wc->data, "conv_transpose2d")) {
-            duel_release(y);
-            y = NULL;
-        }
+        rc = conv_run(D_ADJ, &q, y->data, uc->data, wc->data, "conv_transpose2d");
+    }
+    if (y && rc) {
+        duel_release(y);
+        y = NULL;
     }
     duel_release(uc);
     duel_release(wc);
@@ -603,7 +624,7 @@ static duel_tensor *conv_wgt(duel_tensor *x, duel_tensor *u, const int64_t *ip, 
     int64_t shp[4] = {q.O, q.C / q.g, kh, kw};
     duel_tensor *xc = duel_contiguous(x), *uc = xc ? duel_contiguous(u) : NULL;
     duel_tensor *y = uc ? duel_zeros(shp, 4) : NULL;
-    if (y && conv_run(D_WGT, &q, xc->data, uc->data, y->data, "conv2d_weight")) {
+    if (y && by_dnnl(D_WGT, &q, xc->data, uc->data, y->data, "conv2d_weight")) {
         duel_release(y);
         y = NULL;
     }
