@@ -1,7 +1,8 @@
 -- Convolution throughput: achieved GFLOP/s of every conv layer of DCGAN-64 (batch 64) and of a
--- CycleGAN-128 ResNet generator (batch 1), forward and forward+backward, beside cblas_sgemm
--- measured in the same run. Usage: luajit bench/conv.lua [runs [threads [backend]]]  (median of
--- runs: 5; backend: 'onednn' or 'gemm', duel.set_conv_backend, default the build's)
+-- CycleGAN-128 ResNet generator (batch 1), forward and forward+backward, beside sgemm (duel.matmul)
+-- measured in the same run. Usage: luajit bench/conv.lua [runs [threads [conv [sgemm]]]]
+-- (median of runs: 5; conv 'onednn' or 'gemm', sgemm 'onednn' or 'openblas': the backends,
+-- duel.set_conv_backend / set_sgemm_backend, default the build's)
 -- The machine may be shared: sgemm 1024^3 is re-measured beside every layer, in runs interleaved
 -- with the layer's, and each layer's fraction is of that rate (the ref column).
 -- FLOPs are the GEMM work: 2 * N * O * Ho*Wo * C/groups * kh*kw, on the conv2d side of the
@@ -15,6 +16,7 @@ local now = duel.clock -- monotonic wall time: threads run in parallel
 local RUNS = tonumber(arg and arg[1]) or 5
 if arg and arg[2] then duel.set_num_threads(tonumber(arg[2])) end
 if arg and arg[3] then duel.set_conv_backend(arg[3]) end
+if arg and arg[4] then duel.set_sgemm_backend(arg[4]) end
 
 -- seconds per call of fn, one run: fn repeated for at least `span` seconds
 local function run(fn, span)
@@ -84,9 +86,9 @@ end
 -- OpenMP threads that spin after an im2col region slow the sgemm that follows (OpenBLAS has its
 -- own threads): the wait settings matter, so they are printed
 print(('duel conv bench: %d threads, median of %d runs, OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s, '
-  .. 'convolutions by %s'):format(duel.get_num_threads(), RUNS,
+  .. 'convolutions by %s, sgemm by %s'):format(duel.get_num_threads(), RUNS,
     os.getenv('OMP_WAIT_POLICY') or '(unset)', os.getenv('GOMP_SPINCOUNT') or '(unset)',
-    duel.conv_backend()))
+    duel.conv_backend(), duel.sgemm_backend()))
 local ref_fn, ref_flops = matmul_fn(1024, 1024, 1024)
 local big, bigflops = nil, 0
 for _, l in ipairs(layers) do
@@ -96,7 +98,7 @@ end
 local big_fn, big_flops = matmul_fn(big[1], big[2], big[3])
 local t_ref, t_big = time{ref_fn, big_fn}
 local ref, ref2 = ref_flops / t_ref * 1e-9, big_flops / t_big * 1e-9
-print(('cblas_sgemm 1024x1024x1024: %.1f GFLOP/s;  shaped like the largest conv (%dx%dx%d): '
+print(('sgemm 1024x1024x1024: %.1f GFLOP/s;  shaped like the largest conv (%dx%dx%d): '
   .. '%.1f GFLOP/s'):format(ref, big[1], big[2], big[3], ref2))
 print(('%-30s %7s %6s %8s %7s %6s %8s %7s %6s'):format('layer', 'GFLOP', 'ref', 'fwd ms',
   'GFLOP/s', '%gemm', 'f+b ms', 'GFLOP/s', '%gemm'))

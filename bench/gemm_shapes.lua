@@ -1,7 +1,7 @@
 -- Time of duel.matmul on the small products of the toy2d MLPs at batch 64 (issue 9's toy2d_b64
 -- case: forward x W^T, input gradient g W, weight gradient g^T x), with the OpenBLAS kernels in
--- use named, so that OPENBLAS_CORETYPE settings can be compared:
---   luajit bench/gemm_shapes.lua [threads (1)] [calls (20000)]
+-- use named, so that OPENBLAS_CORETYPE settings and the sgemm backends can be compared:
+--   luajit bench/gemm_shapes.lua [threads (1)] [calls (20000)] [onednn|openblas]
 --   env -u OPENBLAS_CORETYPE luajit bench/gemm_shapes.lua     OpenBLAS's own choice
 --   OPENBLAS_CORETYPE=Haswell luajit bench/gemm_shapes.lua    its AVX2 kernels
 -- Each line: M x K x N, the operands' storage (N: as is, T: a transposed view), microseconds
@@ -12,6 +12,7 @@ local ffi = require 'ffi'
 local threads = tonumber(arg[1]) or 1
 local calls = tonumber(arg[2]) or 20000
 duel.set_num_threads(threads)
+if arg[3] then duel.set_sgemm_backend(arg[3]) end
 
 -- the library the core linked is already loaded: dlopen of its soname returns that one
 ffi.cdef('char *openblas_get_corename(void);')
@@ -19,8 +20,9 @@ local ok, core = pcall(function()
   return ffi.string(ffi.load('libopenblas.so.0').openblas_get_corename())
 end)
 if not ok then core = '?' end
-print(('duel bench/gemm_shapes.lua: %d thread(s), OpenBLAS core %s (OPENBLAS_CORETYPE=%s)')
-  :format(threads, core, os.getenv('OPENBLAS_CORETYPE') or 'unset'))
+print(('duel bench/gemm_shapes.lua: %d thread(s), sgemm by %s; OpenBLAS core %s '
+  .. '(OPENBLAS_CORETYPE=%s)'):format(threads, duel.sgemm_backend(), core,
+  os.getenv('OPENBLAS_CORETYPE') or 'unset'))
 
 local function median(t)
   table.sort(t)

@@ -5,7 +5,9 @@
 --   luajit bench/steps.lua --case NAME [--threads 2] [--steps N] [--warmup W] [--seed 1]
 --                          [--budget S]  (stop early once the timed steps took S seconds (20),
 --                                         after at least 2; warm-up likewise after S/2)
---                          [--conv onednn|gemm]  (the convolution backend; default: the build's)
+--                          [--conv onednn|gemm] [--sgemm onednn|openblas]  (the backends,
+--                                         duel.set_conv_backend / set_sgemm_backend; default:
+--                                         the build's)
 -- prints one JSON line: {"case", "ms_median", "ms_min", "ms_max", "steps", "peak_rss_mb"}
 -- (peak RSS is VmHWM of /proc/self/status, the whole process), plus cpu_ms_median: process CPU
 -- time per step, all threads (spinning included), which a loaded machine disturbs less.
@@ -17,14 +19,15 @@ local models = require 'experiments.models'
 local nn, F, gan, optim = duel.nn, duel.F, duel.gan, duel.optim
 
 local o = {case = nil, threads = 2, steps = nil, warmup = nil, seed = 1, budget = 20,
-           conv = duel.conv_backend()}
+           conv = duel.conv_backend(), sgemm = duel.sgemm_backend()}
 local i = 1
 while arg[i] do
   local k = arg[i]:match('^%-%-(.+)$')
   if not k or o[k] == nil and k ~= 'case' and k ~= 'steps' and k ~= 'warmup' then
     error(('steps.lua: unknown option, got %s'):format(arg[i]), 0)
   end
-  o[k] = (k == 'case' or k == 'conv') and arg[i + 1] or tonumber(arg[i + 1])
+  local word = k == 'case' or k == 'conv' or k == 'sgemm'
+  o[k] = word and arg[i + 1] or tonumber(arg[i + 1])
   i = i + 2
 end
 
@@ -213,6 +216,7 @@ if not c then
 end
 duel.set_num_threads(o.threads)
 duel.set_conv_backend(o.conv)
+duel.set_sgemm_backend(o.sgemm)
 duel.manual_seed(o.seed)
 local step = c[1]()
 local n, warm = o.steps or c[2], o.warmup or c[3]

@@ -106,6 +106,10 @@ int duel_get_num_threads(void);
 int duel_set_conv_backend(const char *name);
 const char *duel_conv_backend(void);
 void duel_dnnl_counts(int64_t *taken, int64_t *declined); /* oneDNN calls on this thread (tests) */
+/* every sgemm (matmul, linear, the gemm convolutions) by oneDNN's ("onednn", the default where
+ * the build has it) or OpenBLAS's ("openblas"); -1 on an unknown name or "onednn" without it */
+int duel_set_sgemm_backend(const char *name);
+const char *duel_sgemm_backend(void);
 void duel_manual_seed(uint64_t seed);
 void duel_rng_get_state(uint64_t *seed, uint64_t *offset);
 void duel_rng_set_state(uint64_t seed, uint64_t offset);

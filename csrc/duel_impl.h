@@ -46,6 +46,7 @@ float *duel_conv_scratch(int64_t n, const char *op);
  * Returns 1 when not taken (backend off, no oneDNN in the build, or a shape it declines), 0 when
  * done, -1 on failure (error set). */
 extern int duel_conv_dnnl_on;
+extern int duel_sgemm_dnnl_on; /* parallel.c: duel_sgemm through oneDNN's sgemm */
 int duel_dnnl_conv(int mode, const int64_t *d, float *x, float *y, float *w, const char *op);
 int duel_dnnl_available(void);
 

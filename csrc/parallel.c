@@ -5,8 +5,12 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef DUEL_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
 
 static int nthreads;
+int duel_sgemm_dnnl_on = 1; /* duel_set_sgemm_backend() */
 static int blas_now; /* the count OpenBLAS was last given; 0: not yet set by duel_gemm_threads */
 
 int duel_set_num_threads(int n) {
@@ -64,9 +68,37 @@ void duel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, in
         return;
     }
 #endif
+#if defined(DUEL_DNNL) && defined(_OPENMP)
+    /* oneDNN's sgemm (row-major, like these calls) runs on the OpenMP threads: the calling
+     * thread's team size is set for it and put back. Degenerate sizes, and anything it refuses,
+     * stay with OpenBLAS. */
+    if (duel_sgemm_dnnl_on && M > 0 && N > 0 && K > 0) {
+        int want = mnk < DUEL_GEMM_PAR_MIN ? 1 : t;
+        if (want != t) omp_set_num_threads(want);
+        dnnl_status_t st = dnnl_sgemm(ta == CblasTrans ? 'T' : 'N', tb == CblasTrans ? 'T' : 'N',
+                                      M, N, K, 1.0f, a, lda, b, ldb, beta, c, ldc);
+        if (want != t) omp_set_num_threads(t);
+        if (st == dnnl_success) return;
+    }
+#endif
     blas_threads(mnk < DUEL_GEMM_PAR_MIN ? 1 : t);
     cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b, (int)ldb,
                 beta, c, (int)ldc);
+}
+
+int duel_set_sgemm_backend(const char *name) {
+    int dnnl = name && !strcmp(name, "onednn"), blas = name && !strcmp(name, "openblas");
+    DUEL_CHECK_INT(blas || dnnl,
+                   "set_sgemm_backend: backend must be 'onednn' or 'openblas', got '%s'",
+                   name ? name : "(null)");
+    DUEL_CHECK_INT(blas || duel_dnnl_available(),
+                   "set_sgemm_backend: this build has no oneDNN (libdnnl-dev), got 'onednn'");
+    duel_sgemm_dnnl_on = dnnl;
+    return 0;
+}
+
+const char *duel_sgemm_backend(void) {
+    return duel_sgemm_dnnl_on && duel_dnnl_available() ? "onednn" : "openblas";
 }
 
 int duel_get_num_threads(void) {

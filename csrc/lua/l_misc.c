@@ -38,6 +38,20 @@ static int l_set_conv_backend(lua_State *L) {
     return 0;
 }
 
+/* duel.set_sgemm_backend('onednn' | 'openblas'), duel.sgemm_backend() -> the name in use */
+static int l_set_sgemm_backend(lua_State *L) {
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_error(L, "set_sgemm_backend: backend must be 'onednn' or 'openblas', got %s",
+                          luaL_typename(L, 1));
+    if (duel_set_sgemm_backend(lua_tostring(L, 1))) return l_error(L);
+    return 0;
+}
+
+static int l_sgemm_backend(lua_State *L) {
+    lua_pushstring(L, duel_sgemm_backend());
+    return 1;
+}
+
 static int l_conv_backend(lua_State *L) {
     lua_pushstring(L, duel_conv_backend());
     return 1;
@@ -164,6 +178,8 @@ void l_register_misc(lua_State *L, int duel, int methods, int core) {
                                    {"get_num_threads", l_get_num_threads},
                                    {"set_conv_backend", l_set_conv_backend},
                                    {"conv_backend", l_conv_backend},
+                                   {"set_sgemm_backend", l_set_sgemm_backend},
+                                   {"sgemm_backend", l_sgemm_backend},
                                    {"clock", l_clock},
                                    {"empty_cache", l_empty_cache},
                                    {NULL, NULL}};

@@ -245,6 +245,56 @@ static void test_matmul(void) {
     for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) duel_release(rel[i]);
 }
 
+/* Both sgemm backends against a double-precision loop, over transposes and sizes on both sides
+ * of the one-thread threshold; each output lands on a recycled block that held NaNs, so a
+ * backend that read C under beta = 0 would show it. */
+static void test_sgemm_backends(void) {
+    static const int64_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {64, 2, 128}, {64, 128, 2},
+                                        {33, 65, 17}, {200, 300, 100}};
+    const char *backends[] = {"onednn", "openblas"};
+    const char *was = duel_sgemm_backend();
+    for (int bk = 0; bk < 2; bk++) {
+        if (duel_set_sgemm_backend(backends[bk])) {
+            CHECK(bk == 0, "openblas must always be available: %s", duel_errmsg());
+            continue; /* a build without oneDNN */
+        }
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (int tr = 0; tr < 4; tr++) {
+                int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                duel_tensor *a = duel_randn(tr & 1 ? (int64_t[]){K, M} : (int64_t[]){M, K}, 2);
+                duel_tensor *b = duel_randn(tr & 2 ? (int64_t[]){N, K} : (int64_t[]){K, N}, 2);
+                duel_tensor *at = tr & 1 ? duel_transpose(a, 0, 1) : a;
+                duel_tensor *bt = tr & 2 ? duel_transpose(b, 0, 1) : b;
+                if (at == a) duel_retain(a);
+                if (bt == b) duel_retain(b);
+                duel_tensor *nan = duel_full((int64_t[]){M, N}, 2, NAN);
+                duel_release(nan); /* its block goes back to the cache: matmul's output */
+                duel_tensor *c = duel_matmul(at, bt);
+                double worst = 0;
+                for (int64_t i = 0; c && i < M; i++)
+                    for (int64_t j = 0; j < N; j++) {
+                        double want = 0, scale = 0;
+                        for (int64_t k = 0; k < K; k++) {
+                            float x = a->data[tr & 1 ? k * M + i : i * K + k];
+                            float y = b->data[tr & 2 ? j * K + k : k * N + j];
+                            want += (double)x * y;
+                            scale += fabs((double)x * y);
+                        }
+                        double err = fabs(c->data[i * N + j] - want) / (1 + scale);
+                        if (!(err <= worst)) worst = isnan(err) ? INFINITY : err;
+                    }
+                CHECK(c && worst < 1e-5, "%s sgemm %lldx%lldx%lld transposes %d: error %g",
+                      backends[bk], (long long)M, (long long)N, (long long)K, tr, worst);
+                duel_release(a);
+                duel_release(b);
+                duel_release(at);
+                duel_release(bt);
+                duel_release(c);
+            }
+    }
+    duel_set_sgemm_backend(was);
+}
+
 static void test_reductions(void) {
     duel_tensor *a = from((float[]){1, 2, 3, 4, 5, 6}, (int64_t[]){2, 3}, 2);
     duel_tensor *s0 = duel_sum_dim(a, 0, 0), *s1 = duel_sum_dim(a, 1, 0);
@@ -566,6 +616,7 @@ int main(void) {
         {"creation and element values", test_creation},
         {"broadcasting add/sub/mul/div", test_broadcast_add},
         {"matmul against hand-computed products", test_matmul},
+        {"matmul on both sgemm backends against a double loop", test_sgemm_backends},
         {"sum_dim and other reductions", test_reductions},
         {"views share storage", test_views_share_storage},
         {"duel_grad of sum(tanh(x)*x) and its second derivative", test_grad_tanh_x},

@@ -1,6 +1,7 @@
--- The convolution backends (csrc/ops/conv_dnnl.c): oneDNN against im2col + OpenBLAS on the
--- same inputs over many geometries, both threads counts, the primitive cache's eviction, the
--- shapes oneDNN declines, and the backend switch's errors.
+-- The oneDNN backends against the im2col + OpenBLAS ones on the same inputs: convolutions
+-- (csrc/ops/conv_dnnl.c) over many geometries, both thread counts, the primitive cache's
+-- eviction and the shapes oneDNN declines; sgemm (csrc/parallel.c) under matmul and linear;
+-- the switches' errors.
 local T = require 'tests.harness'
 local duel = require 'duel'
 local F = duel.F
@@ -11,6 +12,7 @@ local function has_header()
   return f ~= nil
 end
 local have = pcall(duel.set_conv_backend, 'onednn')
+pcall(duel.set_sgemm_backend, 'onednn')
 
 local function with(backend, fn, ...)
   local was = duel.conv_backend()
@@ -139,5 +141,42 @@ T.case('conv backends: set_conv_backend rejects unknown names', function()
   if not have then
     T.raises_exact("set_conv_backend: this build has no oneDNN (libdnnl-dev), got 'onednn'",
       function() duel.set_conv_backend('onednn') end)
+  end
+end)
+
+T.case('sgemm backends: matmul and linear with their gradients agree across backends', function()
+  if not have then return end
+  local function run(backend)
+    local was = duel.sgemm_backend()
+    duel.set_sgemm_backend(backend)
+    duel.manual_seed(5)
+    local out = {}
+    for _, s in ipairs{{64, 256, 128}, {64, 128, 2}, {512, 2, 128}, {7, 300, 33}} do
+      local x = duel.randn(s[1], s[2]):requires_grad_()
+      local w = duel.randn(s[3], s[2]):requires_grad_()
+      local b = duel.randn(s[3]):requires_grad_()
+      local y = duel.F.linear(x, w, b)
+      local g = duel.autograd.grad({(y * y):sum()}, {x, w, b})
+      local a3 = duel.randn(3, s[1], s[2])
+      for _, t in ipairs{y, g[1], g[2], g[3], duel.matmul(a3, x:t():detach())} do
+        out[#out + 1] = t
+      end
+    end
+    duel.set_sgemm_backend(was)
+    return out
+  end
+  local a, b = run('onednn'), run('openblas')
+  for i = 1, #a do T.close(a[i], b[i], 1e-4 * (a[i]:abs():max():item() + 1), 'product ' .. i) end
+end)
+
+T.case('sgemm backends: set_sgemm_backend rejects unknown names', function()
+  T.eq(duel.sgemm_backend(), have and 'onednn' or 'openblas')
+  T.raises_exact("set_sgemm_backend: backend must be 'onednn' or 'openblas', got 'mkl'",
+    function() duel.set_sgemm_backend('mkl') end)
+  T.raises_exact("set_sgemm_backend: backend must be 'onednn' or 'openblas', got nil",
+    function() duel.set_sgemm_backend(nil) end)
+  if not have then
+    T.raises_exact("set_sgemm_backend: this build has no oneDNN (libdnnl-dev), got 'onednn'",
+      function() duel.set_sgemm_backend('onednn') end)
   end
 end)
