@@ -540,10 +540,14 @@ static int conv_run(int mode, const geom *q, float *x, float *y, float *w, const
 /* ---- the family's ops (inputs already validated; any strides) -------------------------------- */
 
 /* oneDNN (conv_dnnl.c) where the build has it, the backend is on and the shape suits it: not
- * for groups, nor the dense case (already one plain GEMM with no im2col). 1: not taken. */
+ * for groups, nor the dense case (already one plain GEMM with no im2col), nor where the GEMM
+ * path measured faster (bench/conv.lua, both backends): at most 4 output channels (the direct
+ * kernels; c7s1-3 forward 3.6 against 4.8 ms) and the adjoint onto at most 4 image channels
+ * (DCGAN's convT 64->3: 2.9 against 7.4 ms). 1: not taken. */
 static int try_dnnl(int mode, const geom *q, float *x, float *y, float *w, const char *op) {
     if (!duel_conv_dnnl_on || q->g != 1 || is_dense(q) || q->N == 0 || q->Ho * q->Wo == 0)
         return 1;
+    if ((is_small_out(q) && !is_pointwise(q)) || (mode == D_ADJ && q->C <= 4)) return 1;
     int64_t d[15] = {q->N,  q->C,  q->H,  q->W,  q->O,  q->Ho, q->Wo, q->kh,
                      q->kw, q->sh, q->sw, q->ph, q->pw, q->dh, q->dw};
     return duel_dnnl_conv(mode, d, x, y, w, op);
