@@ -25,6 +25,8 @@ dependencies = {
 }
 -- OpenBLAS is linked but not declared as an external dependency: its cblas.h lives in a
 -- multiarch include directory that LuaRocks' header check does not search (gcc finds it).
+-- oneDNN (libdnnl-dev) is optional: the Makefile uses it for convolutions and sgemm when its
+-- header is found, and builds without it otherwise.
 build = {
   type = "make",
   build_target = "module",
