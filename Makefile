@@ -48,6 +48,9 @@ ifeq ($(HAVE_DNNL),1)
 DUEL_CFLAGS += -DDUEL_DNNL
 LDLIBS += -ldnnl
 endif
+# the two objects that read DUEL_DNNL are rebuilt when its detection changes (a build made before
+# `make deps` installed the header, say): their stamp's name says which way it went
+DNNL_STAMP = $(BUILD)/dnnl-$(if $(HAVE_DNNL),on,off).stamp
 MPI_TARGET = $(if $(HAVE_MPI),$(MPI_MODULE))
 
 .PHONY: all deps test check valgrind fuzz bench bench-compare demo demo-autograd results module mpi install clean
@@ -57,6 +60,13 @@ all: $(MODULE) $(TEST_CORE) $(MPI_TARGET)
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DUEL_CFLAGS) -I$(LUA_INCDIR) -c $< -o $@
+
+$(DNNL_STAMP):
+	@mkdir -p $(dir $@)
+	@rm -f $(BUILD)/dnnl-*.stamp
+	@touch $@
+
+$(BUILD)/obj/csrc/ops/conv_dnnl.o $(BUILD)/obj/csrc/parallel.o: $(DNNL_STAMP)
 
 $(MODULE): $(CORE_OBJ) $(BIND_OBJ)
 	@mkdir -p $(dir $@)
@@ -87,11 +97,11 @@ test: deps
 # AddressSanitizer + UBSan build of the same module and tests. LuaJIT itself is not
 # instrumented, so the ASan runtime is preloaded into it.
 # CFLAGS is passed whole (not via OPTFLAGS) so that a CFLAGS in the environment cannot drop
-# the sanitizer flags. libdnnl is preloaded too (by its soname's file: a symlink's name costs the
-# loader an allocation that LSan reports): loaded later, through dlopen() of the core, its
-# thread-local storage makes GCC 12's LeakSanitizer segfault at exit ("Tracer caught signal 11").
-# tests/lsan.supp suppresses only OpenBLAS's own allocations; tests/run.lua
-# closes the Lua state at exit, so every tensor is finalised before LeakSanitizer looks.
+# the sanitizer flags. libdnnl, where the module links it, is preloaded too (by its soname's
+# file: a symlink's name costs the loader an allocation that LSan reports): loaded later, through
+# dlopen() of the core, its thread-local storage makes GCC 12's LeakSanitizer segfault at exit
+# ("Tracer caught signal 11"). tests/lsan.supp suppresses only OpenBLAS's own allocations;
+# tests/run.lua closes the Lua state at exit, so every tensor is finalised before LSan looks.
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # stb_image_write's JPEG writer, compiled into csrc/image.c, shifts a negative int left (UB that
 # upstream stb keeps); that one object is exempt from the shift-base check, nothing else.
@@ -101,7 +111,10 @@ check: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan MODULE=build/asan/duel/core.so \
 	  CFLAGS="$(ASAN_FLAGS) -fPIC" build/asan/duel/core.so build/asan/test_core \
 	  $(if $(HAVE_MPI),build/asan/duel/mpi.so)
-	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)$(if $(HAVE_DNNL), $$($(CC) -print-file-name=libdnnl.so.2))" \
+	preload="$$($(CC) -print-file-name=libasan.so)"; \
+	if ldd build/asan/duel/core.so | grep -q libdnnl; then \
+	  preload="$$preload $$($(CC) -print-file-name=libdnnl.so.2)"; fi; \
+	LD_PRELOAD="$$preload" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
