@@ -49,6 +49,9 @@ extern int duel_conv_dnnl_on;
 extern int duel_sgemm_dnnl_on; /* parallel.c: duel_sgemm through oneDNN's sgemm */
 int duel_dnnl_conv(int mode, const int64_t *d, float *x, float *y, float *w, const char *op);
 int duel_dnnl_available(void);
+/* *on = 1 for "onednn", 0 for `other`; -1 (error naming op) for any other name, or for
+ * "onednn" in a build without it */
+int duel_dnnl_switch(int *on, const char *op, const char *name, const char *other);
 
 /* out {N,Co,Ho,Wo} (+= when acc) = the 3x3 stride-1 correlation of in {N,Ci,Hi,Wi}, zero-padded
  * by ph, pw (Ho = Hi + 2ph - 2), with the filters of w {O,C,3,3}: w[o][c] (adj = 0: Co = O,

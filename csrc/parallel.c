@@ -87,14 +87,7 @@ void duel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, in
 }
 
 int duel_set_sgemm_backend(const char *name) {
-    int dnnl = name && !strcmp(name, "onednn"), blas = name && !strcmp(name, "openblas");
-    DUEL_CHECK_INT(blas || dnnl,
-                   "set_sgemm_backend: backend must be 'onednn' or 'openblas', got '%s'",
-                   name ? name : "(null)");
-    DUEL_CHECK_INT(blas || duel_dnnl_available(),
-                   "set_sgemm_backend: this build has no oneDNN (libdnnl-dev), got 'onednn'");
-    duel_sgemm_dnnl_on = dnnl;
-    return 0;
+    return duel_dnnl_switch(&duel_sgemm_dnnl_on, "set_sgemm_backend", name, "openblas");
 }
 
 const char *duel_sgemm_backend(void) {

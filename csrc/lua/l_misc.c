@@ -29,31 +29,31 @@ static int l_set_num_threads(lua_State *L) {
     return 0;
 }
 
-/* duel.set_conv_backend('onednn' | 'gemm'), duel.conv_backend() -> the name in use */
+/* duel.set_conv_backend('onednn' | 'gemm'), set_sgemm_backend('onednn' | 'openblas'); the
+ * getters return the name in use */
+static int set_backend(lua_State *L, const char *op, const char *other, int (*set)(const char *)) {
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_error(L, "%s: backend must be 'onednn' or '%s', got %s", op, other,
+                          luaL_typename(L, 1));
+    if (set(lua_tostring(L, 1))) return l_error(L);
+    return 0;
+}
+
 static int l_set_conv_backend(lua_State *L) {
-    if (lua_type(L, 1) != LUA_TSTRING)
-        return luaL_error(L, "set_conv_backend: backend must be 'onednn' or 'gemm', got %s",
-                          luaL_typename(L, 1));
-    if (duel_set_conv_backend(lua_tostring(L, 1))) return l_error(L);
-    return 0;
+    return set_backend(L, "set_conv_backend", "gemm", duel_set_conv_backend);
 }
 
-/* duel.set_sgemm_backend('onednn' | 'openblas'), duel.sgemm_backend() -> the name in use */
 static int l_set_sgemm_backend(lua_State *L) {
-    if (lua_type(L, 1) != LUA_TSTRING)
-        return luaL_error(L, "set_sgemm_backend: backend must be 'onednn' or 'openblas', got %s",
-                          luaL_typename(L, 1));
-    if (duel_set_sgemm_backend(lua_tostring(L, 1))) return l_error(L);
-    return 0;
-}
-
-static int l_sgemm_backend(lua_State *L) {
-    lua_pushstring(L, duel_sgemm_backend());
-    return 1;
+    return set_backend(L, "set_sgemm_backend", "openblas", duel_set_sgemm_backend);
 }
 
 static int l_conv_backend(lua_State *L) {
     lua_pushstring(L, duel_conv_backend());
+    return 1;
+}
+
+static int l_sgemm_backend(lua_State *L) {
+    lua_pushstring(L, duel_sgemm_backend());
     return 1;
 }
 

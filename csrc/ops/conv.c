@@ -27,8 +27,9 @@ static _Thread_local int64_t scratch_n;
 
 float *duel_conv_scratch(int64_t n, const char *op) {
     if (n <= scratch_n) return scratch;
-    /* not into the tensor cache: it would hold every outgrown size (93 MB of pix2pix128b16's
-     * peak RSS, a buffer that grew six times) */
+    /* not into the tensor cache, which would keep every outgrown size: oneDNN's scratch grows
+     * several times over a pix2pix128b16 step, and its peak RSS went 1477 -> 1359 MB for this
+     * (bench/README.md, item 13) */
     duel_release_floats(scratch, scratch_n);
     scratch_n = 0;
     if (!(scratch = duel_alloc_floats(n, op))) return NULL;

@@ -20,14 +20,18 @@ void duel_dnnl_counts(int64_t *taken, int64_t *declined) {
     *declined = n_declined;
 }
 
-int duel_set_conv_backend(const char *name) {
-    int dnnl = name && !strcmp(name, "onednn"), gemm = name && !strcmp(name, "gemm");
-    DUEL_CHECK_INT(gemm || dnnl, "set_conv_backend: backend must be 'onednn' or 'gemm', got '%s'",
+int duel_dnnl_switch(int *on, const char *op, const char *name, const char *other) {
+    int dnnl = name && !strcmp(name, "onednn"), alt = name && !strcmp(name, other);
+    DUEL_CHECK_INT(alt || dnnl, "%s: backend must be 'onednn' or '%s', got '%s'", op, other,
                    name ? name : "(null)");
-    DUEL_CHECK_INT(gemm || duel_dnnl_available(),
-                   "set_conv_backend: this build has no oneDNN (libdnnl-dev), got 'onednn'");
-    duel_conv_dnnl_on = dnnl;
+    DUEL_CHECK_INT(alt || duel_dnnl_available(),
+                   "%s: this build has no oneDNN (libdnnl-dev), got 'onednn'", op);
+    *on = dnnl;
     return 0;
+}
+
+int duel_set_conv_backend(const char *name) {
+    return duel_dnnl_switch(&duel_conv_dnnl_on, "set_conv_backend", name, "gemm");
 }
 
 const char *duel_conv_backend(void) {
