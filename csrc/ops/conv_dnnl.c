@@ -70,10 +70,15 @@ static const dnnl_query_t QUERY[3][3] = {
 };
 static const int OUT_SLOT[3] = {SLOT_Y, SLOT_X, SLOT_W};
 
-static void entry_clear(entry *e) {
+static void drop_primitives(entry *e) {
     if (e->conv) dnnl_primitive_destroy(e->conv);
     for (int s = 0; s < 3; s++)
         if (e->re[s]) dnnl_primitive_destroy(e->re[s]);
+    e->conv = e->re[0] = e->re[1] = e->re[2] = NULL;
+}
+
+static void entry_clear(entry *e) {
+    drop_primitives(e);
     memset(e, 0, sizeof *e);
 }
 
@@ -157,12 +162,7 @@ static void entry_build(entry *e, int mode, const int64_t *d) {
     if (dnnl_primitive_create(&e->conv, pd) != dnnl_success) goto done;
     e->ok = 1;
 done:
-    if (!e->ok) { /* keep the key, so the shape is not tried again */
-        if (e->conv) dnnl_primitive_destroy(e->conv);
-        for (int s = 0; s < 3; s++)
-            if (e->re[s]) dnnl_primitive_destroy(e->re[s]);
-        e->conv = e->re[0] = e->re[1] = e->re[2] = NULL;
-    }
+    if (!e->ok) drop_primitives(e); /* the key stays, so the shape is not tried again */
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (fwd) dnnl_primitive_desc_destroy(fwd);
     dnnl_primitive_attr_destroy(attr);
@@ -185,8 +185,9 @@ static entry *lookup(int mode, const int64_t *d) {
 
 static int run_entry(entry *e, int mode, float *x, float *y, float *w, const char *op) {
     float *user_ptr[3] = {x, w, y};
-    float *buf = duel_conv_scratch((int64_t)(e->bytes / sizeof(float)) + 16, op);
-    if (!buf) return -1;
+    /* e->bytes is a multiple of 64; 0 when every layout is the plain one and no scratchpad */
+    float *buf = e->bytes ? duel_conv_scratch((int64_t)(e->bytes / sizeof(float)), op) : NULL;
+    if (e->bytes && !buf) return -1;
     char *base = (char *)buf;
     dnnl_memory_t um[3] = {NULL}, im[3] = {NULL}, pad = NULL;
     dnnl_exec_arg_t args[4];
