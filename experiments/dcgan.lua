@@ -5,6 +5,7 @@
 --   luajit experiments/dcgan.lua                           Fashion-MNIST 32x32, small nets
 --   luajit experiments/dcgan.lua --feature_matching        G matches D's mean features (Salimans)
 --   luajit experiments/dcgan.lua --minibatch_stddev        D sees the batch's std (Karras 2018)
+--   luajit experiments/dcgan.lua --ema 0.999               samples from a moving average of G
 --   luajit experiments/dcgan.lua --preset paper --data celeba/    the original 64x64 RGB nets
 local duel = require 'duel'
 local common = require 'experiments.common'
@@ -13,7 +14,7 @@ local optim, gan = duel.optim, duel.gan
 
 local defaults, help = zoo.options({
   preset = 'fashion', data = '', load_size = 96, steps = 2000, lr = 2e-4, beta1 = 0.5,
-  feature_matching = false, minibatch_stddev = false,
+  feature_matching = false, minibatch_stddev = false, ema = 0,
 }, {
   preset = "'fashion' (1x32x32 Fashion-MNIST) or 'paper' (3x64x64, ngf = ndf = 64, --data)",
   data = 'paper preset: an image folder (duel.data.ImageFolder)',
@@ -21,6 +22,7 @@ local defaults, help = zoo.options({
   lr = 'Adam learning rate', beta1 = 'Adam beta1',
   feature_matching = "G minimises the squared gap between D's mean features on real and fake",
   minibatch_stddev = "append the batch's feature std as a channel before D's last layer",
+  ema = 'sample grids (and evaluate.lua) use a moving average of G with this decay (0: G itself)',
 })
 local o, run = common.setup('dcgan', defaults, help)
 
@@ -43,8 +45,15 @@ print(G); print(D)
 local oG = optim.Adam(G, {lr = o.lr, betas = {o.beta1, 0.999}})
 local oD = optim.Adam(D, {lr = o.lr, betas = {o.beta1, 0.999}})
 
-local tr = zoo.Trainer(run, o, {state = {G = G, D = D, oG = oG, oD = oD}, G = G, nz = o.nz,
-                                data = images})
+if not (o.ema >= 0 and o.ema < 1) then
+  error(('dcgan: --ema must be in [0, 1), got %g'):format(o.ema), 0)
+end
+local state = {G = G, D = D, oG = oG, oD = oD}
+if o.ema > 0 then -- not an original DCGAN part (Karras 2018, Yazici 2019): off by default
+  state.G_ema = o.preset == 'paper' and zoo.G64(o.nz, o.ngf) or zoo.G32(o.nz, o.ngf)
+  state.G_ema:load_state_dict(G:state_dict())
+end
+local tr = zoo.Trainer(run, o, {state = state, G = state.G_ema or G, nz = o.nz, data = images})
 for step in tr:steps() do
   local real = tr:batch()
   local fake = G(tr:noise())
@@ -64,6 +73,7 @@ for step in tr:steps() do
   end
   lg:backward()
   oG:step()
+  if state.G_ema then gan.ema_(state.G_ema, G, o.ema) end
   tr:log(step, {d_loss = ld:item(), g_loss = lg:item()})
 end
 tr:finish()

@@ -69,11 +69,14 @@ end
 
 function ev.toy(dir, o, ck)
   local zoo = require 'experiments.zoo_models'
-  local G = zoo.mlp{o.z, 128, 128, 2}
+  local sizes = {o.z}  -- toy2d.lua's nets; runs from before --width/--depth/--scale: 2 x 128, 1
+  for i = 1, o.depth or 2 do sizes[i + 1] = o.width or 128 end
+  sizes[#sizes + 1] = 2
+  local G = zoo.mlp(sizes)
   G:load_state_dict((o.ema or 0) > 0 and ck.G_ema or ck.G)
   local n = 2500
   local x = with_seed(1, function()
-    return duel.no_grad(function() return G(duel.randn(n, o.z)) end)
+    return duel.no_grad(function() return G(duel.randn(n, o.z)) * (o.scale or 1) end)
   end)
   local r = M.toy_modes(x, o.data)
   return {modes = r.modes, n_modes = r.n_modes, high_quality = r.high_quality, n = n,
@@ -128,7 +131,7 @@ function ev.image(dir, o, ck)
   end
   local zoo = require 'experiments.zoo_models'
   local G = zoo.G32(o.nz, o.ngf)
-  G:load_state_dict(ck.G)
+  G:load_state_dict((o.ema or 0) > 0 and ck.G_ema or ck.G)
   return scored(generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
 end
 

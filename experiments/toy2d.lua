@@ -15,7 +15,8 @@ local optim, gan, data = duel.optim, duel.gan, duel.data
 local defaults = {
   data = 'ring8', loss = 'relativistic', penalty = 'r1r2', gamma = 1, lambda = 1, n_critic = 1,
   steps = 8000, batch = 512, z = 256, lr = 1e-3, decay = 0.5, beta1 = 0.5, beta2 = 0.999,
-  ema = 0.999, fgan_trick = true, seed = 1, threads = 1, log_every = 10, sample_every = 1000,
+  ema = 0.999, fgan_trick = true, scale = 1, width = 128, depth = 2, seed = 1, threads = 1,
+  log_every = 10, sample_every = 1000,
   ckpt_every = 1000, stop_at = 0, n_eval = 2500, out = 'runs',
   _quick = {steps = 6, batch = 64, log_every = 1, sample_every = 3, ckpt_every = 3, n_eval = 500},
 }
@@ -31,6 +32,9 @@ local help = {
   beta1 = 'Adam beta1', beta2 = 'Adam beta2',
   ema = 'plots and counts use a moving average of G with this decay (0: G itself)',
   fgan_trick = "f-GAN: G minimises -g_f(V(G(z))) (the paper's 3.2)",
+  scale = 'G and D work on the data divided by this (gan_toy.py: 2.828 for its grid); '
+          .. 'samples are multiplied back before plots and counts',
+  width = 'units per hidden layer of G and D', depth = 'hidden layers of G and D',
   seed = 'RNG seed', threads = 'CPU threads', log_every = 'steps per metrics line',
   sample_every = 'steps per scatter plot and mode count', ckpt_every = 'steps per checkpoint',
   stop_at = 'stop after this step (0: never), to test --resume', n_eval = 'samples scored',
@@ -48,11 +52,21 @@ if not ({gp = 1, r1 = 1, r2 = 1, r1r2 = 1, none = 1})[o.penalty] then
   error(('toy2d: --penalty must be gp, r1, r2, r1r2 or none, got %s'):format(o.penalty), 0)
 end
 
--- the MLPs of issue 9's toy2d benchmark case
-local G, D = zoo.mlp{o.z, 128, 128, 2}, zoo.mlp{2, 128, 128, 1}
+if not (o.scale > 0 and o.width >= 1 and o.depth >= 1) then
+  error(('toy2d: --scale, --width and --depth must be positive, got %g, %g, %g'):format(
+    o.scale, o.width, o.depth), 0)
+end
+-- by default the MLPs of issue 9's toy2d benchmark case (2 hidden layers of 128)
+local function mlp(n_in, n_out)
+  local sizes = {n_in}
+  for i = 1, o.depth do sizes[i + 1] = o.width end
+  sizes[#sizes + 1] = n_out
+  return zoo.mlp(sizes)
+end
+local G, D = mlp(o.z, 2), mlp(2, 1)
 local oG = optim.Adam(G, {lr = o.lr, betas = {o.beta1, o.beta2}})
 local oD = optim.Adam(D, {lr = o.lr, betas = {o.beta1, o.beta2}})
-local G_ema = zoo.mlp{o.z, 128, 128, 2}         -- the moving average of G's weights
+local G_ema = mlp(o.z, 2)                        -- the moving average of G's weights
 G_ema:load_state_dict(G:state_dict())
 local G_eval = o.ema > 0 and G_ema or G
 local z_eval = duel.randn(o.n_eval, o.z)         -- fixed noise for every plot and count
@@ -61,7 +75,7 @@ local e = spec.radius and 1.6 or 5.6
 
 local last -- the latest counts
 local function evaluate(tr, tag)
-  local fake = duel.no_grad(function() return G_eval(z_eval) end)
+  local fake = duel.no_grad(function() return G_eval(z_eval) * o.scale end)
   common.scatter(('%s/samples_%s.png'):format(run.dir, tag),  -- samples blue, data orange
     {{fake, {0.12, 0.47, 0.71}}, {x_show, {1, 0.5, 0.05}, 2}}, {-e, e, -e, e})
   last = duel.metrics.toy_modes(fake, o.data)
@@ -99,6 +113,7 @@ for step in tr:steps() do
   local real, ld, pen
   for _ = 1, o.n_critic do
     real = data.toy2d(o.data, o.batch)
+    if o.scale ~= 1 then real = real / o.scale end
     local fake = G(duel.randn(o.batch, o.z)):detach()
     oD:zero_grad()
     ld = d_loss(D(real), D(fake))

@@ -71,6 +71,61 @@ T.case('toy2d: --stop_at then --resume logs the same losses as an uninterrupted 
   T.close(ca.oD.state[1].exp_avg_sq, cb.oD.state[1].exp_avg_sq, 0)
 end)
 
+T.case('toy2d --width/--depth/--scale: the nets asked for; evaluate.lua scores G_ema(z) * scale', function()
+  local _, dir, _, ck = check_run('toy2d', '--quick --data grid25 --loss wgan --penalty gp '
+    .. '--n_critic 2 --width 16 --depth 3 --scale 0.05', 6)
+  -- Linear, ReLU x 3 then the output Linear: modules 1, 3, 5, 7
+  T.eq(ck.G_ema['1.weight']:size(), {16, 256})
+  T.eq(ck.G_ema['5.weight']:size(), {16, 16})
+  T.eq(ck.G_ema['7.weight']:size(), {2, 16})
+  T.eq(ck.D['1.weight']:size(), {16, 2})
+  T.eq(ck.D['7.weight']:size(), {1, 16})
+  local r = R.scores(dir)
+  -- the same count by hand: seed-1 noise through the moving average, back in data units
+  local zoo = require 'experiments.zoo_models'
+  local G = zoo.mlp{256, 16, 16, 16, 2}
+  G:load_state_dict(ck.G_ema)
+  local seed_state = require('duel.checkpoint').get_rng_state()
+  duel.manual_seed(1)
+  local x = duel.no_grad(function() return G(duel.randn(2500, 256)) end)
+  require('duel.checkpoint').set_rng_state(seed_state)
+  local want = duel.metrics.toy_modes(x * 0.05, 'grid25')
+  -- a scale this small puts G's samples (about 0.2 from the origin) in the centre mode
+  T.ok(want.high_quality > 0.5, 'high quality ' .. want.high_quality)
+  T.eq(r.n, 2500)
+  T.eq(r.modes, want.modes)
+  T.eq(r.high_quality, want.high_quality)
+  local out, rc = run('toy2d', '--quick --scale 0')
+  T.ok(rc ~= 0 and out:find('toy2d: --scale, --width and --depth must be positive, got 0, 128, 2',
+                             1, true), out)
+end)
+
+T.case('dcgan --ema: G_ema is the moving average across a resume; evaluate.lua scores it', function()
+  local _, rc1, dir = run('dcgan', '--quick --ema 0.5 --stop_at 3')
+  T.eq(rc1, 0)
+  local c3 = duel.load(dir .. '/checkpoint.safetensors')
+  local out2, rc2 = run('dcgan', '--resume ' .. q(dir))
+  T.eq(rc2, 0, out2)
+  local c4 = duel.load(dir .. '/checkpoint.safetensors')
+  T.eq(c4.step, 4)
+  for _, k in ipairs{'2.weight', '3.weight', '11.weight'} do -- step 4: E4 = 0.5 E3 + 0.5 G4
+    T.close(c4.G_ema[k], c3.G_ema[k] * 0.5 + c4.G[k] * 0.5, 1e-6)
+    T.ok((c4.G_ema[k] - c4.G[k]):abs():max():item() > 1e-6, k .. ': G_ema is not G')
+  end
+  T.close(c4.G_ema['3.running_mean'], c4.G['3.running_mean'], 0) -- buffers copied
+  local with_ema = R.scores(dir)
+  -- the same run scored from G (options.txt without ema) gives other scores
+  local f = assert(io.open(dir .. '/options.txt', 'r'))
+  local text = f:read('*a'):gsub('ema = 0.5', 'ema = 0')
+  f:close()
+  f = assert(io.open(dir .. '/options.txt', 'w'))
+  f:write(text)
+  f:close()
+  T.ok(with_ema.frechet ~= R.scores(dir).frechet, 'evaluate.lua scored G_ema')
+  local out, rc = run('dcgan', '--quick --ema 1')
+  T.ok(rc ~= 0 and out:find('dcgan: --ema must be in [0, 1), got 1', 1, true), out)
+end)
+
 T.case('dcgan --quick: grids, interpolation strip; feature matching + minibatch stddev', function()
   local _, _, img = check_run('dcgan', '--quick', 4, {'samples_000002.png', 'interpolation.png'})
   T.eq(img:size(), {1, 8 * 34 + 2, 8 * 34 + 2}) -- 64 samples of 32x32, 8 a row, padding 2
