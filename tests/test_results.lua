@@ -80,6 +80,26 @@ T.case('RESULTS.md notes fgan rows equal to dcgan\'s, and only those seeds', fun
   T.ok(not md:find('fgan runs its default', 1, true), 'differing rows: no note')
 end)
 
+T.case('RESULTS.md leaves out runs recorded with other options than the list\'s', function()
+  local s = synthetic()
+  local d = s.runs.dcgan['1']
+  local function copy(args)
+    local r = {}
+    for k, v in pairs(d) do r[k] = v end
+    r.args = args
+    return r
+  end
+  local now = R.BY_NAME.dcgan.args
+  T.ok(#now > 0, 'dcgan runs with options')
+  s.runs.dcgan = {['1'] = copy({'--steps', '1'}), ['2'] = copy(now), ['3'] = copy(nil)}
+  local md = R.render(s, {seeds = {1, 2, 3}})
+  has(md, '| dcgan | 2,3 | 0.625 ± 0.000 |') -- seed 3: recorded before args were
+  has(md, '`RESULTS_ONLY=dcgan RESULTS_SEEDS=1 make results`')
+  has(md, ('Options beyond the scripts\' defaults: dcgan `%s`'):format(table.concat(now, ' ')))
+  s.runs.dcgan['2'] = copy({})
+  has(R.render(s, {seeds = {1, 2, 3}}), '| dcgan | 3 | 0.625 |')
+end)
+
 T.case('JSON round trip and summary merge keep earlier rows', function()
   local s = synthetic()
   local back = R.json_decode(R.json_encode(s, true))
@@ -114,6 +134,7 @@ T.case('tools/results.lua reruns a subset into an existing summary', function()
   local row = s.runs['toy2d-ring8-vanilla']['2']
   T.ok(row and row.n == 2500 and row.n_modes == 8 and row.seed == 2, out)
   T.ok(row.wall_s > 0 and row.machine.nproc >= 1, 'wall time and machine recorded')
+  T.eq(table.concat(row.args, ' '), '--data ring8 --loss nonsaturating --penalty none')
   T.eq(s.runs['toy2d-ring8-r1r2']['1'].high_quality, 0.95) -- earlier rows kept
   T.eq(s.floor.frechet, 0.125)
   local md = io.open(dir .. '/RESULTS.md'):read('*a')

@@ -114,7 +114,7 @@ for _, seed in ipairs(seeds) do
     else
       local r = ev.run(dir)
       ev.append(dir, r)
-      r.wall_s, r.seed, r.machine, r.run_dir = wall, seed, machine, dir
+      r.wall_s, r.seed, r.machine, r.run_dir, r.args = wall, seed, machine, dir, e.args
       r.date = os.date('!%Y-%m-%d %H:%M UTC')
       R.write_json(('%s/runs/%s-s%d.json'):format(OUT, e.name, seed), r)
       record({runs = {[e.name] = {[tostring(seed)] = r}}})
