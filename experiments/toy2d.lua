@@ -5,6 +5,8 @@
 --   luajit experiments/toy2d.lua                                       relativistic + R1 + R2
 --   luajit experiments/toy2d.lua --loss wgan --penalty gp --lambda 0.1 --n_critic 5 --lr 5e-4
 --          --beta2 0.9 --steps 10000                                  WGAN-GP (gan_toy.py's lambda)
+--   luajit experiments/toy2d.lua --data grid25 --loss wgan --penalty gp --lambda 1 --n_critic 5
+--          --lr 5e-4 --beta2 0.9 --scale 2.828 --steps 40000          WGAN-GP, gan_toy.py's scaling
 --   luajit experiments/toy2d.lua --loss nonsaturating --penalty none   the vanilla GAN
 --   luajit experiments/toy2d.lua --data grid25 --loss fgan:pearson     f-GAN, Pearson chi^2
 local duel = require 'duel'

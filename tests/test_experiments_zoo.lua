@@ -71,7 +71,7 @@ T.case('toy2d: --stop_at then --resume logs the same losses as an uninterrupted 
   T.close(ca.oD.state[1].exp_avg_sq, cb.oD.state[1].exp_avg_sq, 0)
 end)
 
-T.case('toy2d --width/--depth/--scale: the nets asked for; evaluate.lua scores G_ema(z) * scale', function()
+T.case('toy2d --width/--depth/--scale: the nets; evaluate.lua scores G_ema(z) * scale', function()
   local _, dir, _, ck = check_run('toy2d', '--quick --data grid25 --loss wgan --penalty gp '
     .. '--n_critic 2 --width 16 --depth 3 --scale 0.05', 6)
   -- Linear, ReLU x 3 then the output Linear: modules 1, 3, 5, 7
@@ -100,7 +100,8 @@ T.case('toy2d --width/--depth/--scale: the nets asked for; evaluate.lua scores G
                              1, true), out)
 end)
 
-T.case('dcgan --ema: G_ema is the moving average across a resume; evaluate.lua scores it', function()
+T.case('dcgan --ema: G_ema is the moving average across a resume; evaluate.lua scores it',
+       function()
   local _, rc1, dir = run('dcgan', '--quick --ema 0.5 --stop_at 3')
   T.eq(rc1, 0)
   local c3 = duel.load(dir .. '/checkpoint.safetensors')

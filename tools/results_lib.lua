@@ -28,8 +28,9 @@ R.EXPERIMENTS = {
   -- for the count; 10,000 steps on the raw grid gave 23.67 modes, 9.1% (session 6). Seed 1 with
   -- these options (toy2d.lua's own count): 41.2% at 10,000 steps, 85.7% at 20,000, 91.3% at
   -- 30,000. With --scale 2.828 and 10,000 steps lambda 0.1 and 1 did alike (35.1 and 35.8%).
-  toy('grid25', 'wgangp', {'--loss', 'wgan', '--penalty', 'gp', '--lambda', '1', '--n_critic', '5',
-                           '--lr', '5e-4', '--beta2', '0.9', '--scale', '2.828', '--steps', '40000'},
+  toy('grid25', 'wgangp', {'--loss', 'wgan', '--penalty', 'gp', '--lambda', '1',
+                           '--n_critic', '5', '--lr', '5e-4', '--beta2', '0.9',
+                           '--scale', '2.828', '--steps', '40000'},
       {modes = 25, high_quality = HQ}),
   -- gamma 0.1 was tried here (seeds 1-3: 84.6, 63.0, 80.8% high quality, 76.1 +- 11.6) and
   -- did no better than the script's gamma 1 (76.3, 79.0, 81.1%). The fraction grows while the
