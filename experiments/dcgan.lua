@@ -26,16 +26,18 @@ local defaults, help = zoo.options({
 })
 local o, run = common.setup('dcgan', defaults, help)
 
-local G, D, images
+local new_G, G, D, images
 if o.preset == 'paper' then
   if o.data == '' then error('dcgan: --preset paper needs --data <image folder>, got none', 0) end
   if o.ngf == defaults.ngf then o.ngf, o.ndf = 64, 64 end
-  G = zoo.G64(o.nz, o.ngf)
+  new_G = zoo.G64
+  G = new_G(o.nz, o.ngf)
   D = zoo.D64(o.ndf, {stddev = o.minibatch_stddev})
   images = duel.data.ImageFolder(o.data, {size = o.load_size, crop = 64, flip = true,
                                            labels = false})
 elseif o.preset == 'fashion' then
-  G = zoo.G32(o.nz, o.ngf)
+  new_G = zoo.G32
+  G = new_G(o.nz, o.ngf)
   D = zoo.D32(o.ndf, {stddev = o.minibatch_stddev})
   images = zoo.fashion(o)
 else
@@ -50,7 +52,7 @@ if not (o.ema >= 0 and o.ema < 1) then
 end
 local state = {G = G, D = D, oG = oG, oD = oD}
 if o.ema > 0 then -- not an original DCGAN part (Karras 2018, Yazici 2019): off by default
-  state.G_ema = o.preset == 'paper' and zoo.G64(o.nz, o.ngf) or zoo.G32(o.nz, o.ngf)
+  state.G_ema = new_G(o.nz, o.ngf)
   state.G_ema:load_state_dict(G:state_dict())
 end
 local tr = zoo.Trainer(run, o, {state = state, G = state.G_ema or G, nz = o.nz, data = images})

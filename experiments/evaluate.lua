@@ -69,10 +69,8 @@ end
 
 function ev.toy(dir, o, ck)
   local zoo = require 'experiments.zoo_models'
-  local sizes = {o.z}  -- toy2d.lua's nets; runs from before --width/--depth/--scale: 2 x 128, 1
-  for i = 1, o.depth or 2 do sizes[i + 1] = o.width or 128 end
-  sizes[#sizes + 1] = 2
-  local G = zoo.mlp(sizes)
+  -- runs from before --width/--depth/--scale had 2 x 128 and scale 1
+  local G = zoo.toy_mlp(o.z, 2, o.width or 128, o.depth or 2)
   G:load_state_dict((o.ema or 0) > 0 and ck.G_ema or ck.G)
   local n = 2500
   local x = with_seed(1, function()

@@ -59,12 +59,7 @@ if not (o.scale > 0 and o.width >= 1 and o.depth >= 1) then
     o.scale, o.width, o.depth), 0)
 end
 -- by default the MLPs of issue 9's toy2d benchmark case (2 hidden layers of 128)
-local function mlp(n_in, n_out)
-  local sizes = {n_in}
-  for i = 1, o.depth do sizes[i + 1] = o.width end
-  sizes[#sizes + 1] = n_out
-  return zoo.mlp(sizes)
-end
+local function mlp(n_in, n_out) return zoo.toy_mlp(n_in, n_out, o.width, o.depth) end
 local G, D = mlp(o.z, 2), mlp(2, 1)
 local oG = optim.Adam(G, {lr = o.lr, betas = {o.beta1, o.beta2}})
 local oD = optim.Adam(D, {lr = o.lr, betas = {o.beta1, o.beta2}})

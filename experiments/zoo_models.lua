@@ -1,5 +1,5 @@
 -- experiments/zoo_models.lua: what the small unconditional GAN scripts share (not public API).
---   zoo.mlp(sizes)                  Linear/ReLU stacks (the 2-D toy nets)
+--   zoo.mlp(sizes)                  Linear/ReLU stacks (the 2-D toy nets: zoo.toy_mlp)
 --   zoo.G32, zoo.D32                DCGAN-style nets for 1x32x32 (Fashion-MNIST padded to 32)
 --   zoo.G64, zoo.D64                the original DCGAN nets (3x64x64; GAN_REFERENCE.md 1.1)
 --   zoo.dcgan_init(net)             N(0, 0.02) weights, N(1, 0.02) BatchNorm scales, zero biases
@@ -21,6 +21,14 @@ function zoo.mlp(sizes)
     if i < #sizes - 1 then layers[#layers + 1] = nn.ReLU() end
   end
   return nn.Sequential(layers)
+end
+
+-- toy2d.lua's nets: `depth` hidden layers of `width` units between n_in and n_out
+function zoo.toy_mlp(n_in, n_out, width, depth)
+  local sizes = {n_in}
+  for i = 1, depth do sizes[i + 1] = width end
+  sizes[#sizes + 1] = n_out
+  return zoo.mlp(sizes)
 end
 
 function zoo.dcgan_init(net)
