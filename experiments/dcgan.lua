@@ -6,6 +6,7 @@
 --   luajit experiments/dcgan.lua --feature_matching        G matches D's mean features (Salimans)
 --   luajit experiments/dcgan.lua --minibatch_stddev        D sees the batch's std (Karras 2018)
 --   luajit experiments/dcgan.lua --ema 0.999               samples from a moving average of G
+--   luajit experiments/dcgan.lua --decay 0.5               learning rates fall to 0 in the 2nd half
 --   luajit experiments/dcgan.lua --preset paper --data celeba/    the original 64x64 RGB nets
 local duel = require 'duel'
 local common = require 'experiments.common'
@@ -14,7 +15,7 @@ local optim, gan = duel.optim, duel.gan
 
 local defaults, help = zoo.options({
   preset = 'fashion', data = '', load_size = 96, steps = 2000, lr = 2e-4, beta1 = 0.5,
-  feature_matching = false, minibatch_stddev = false, ema = 0,
+  feature_matching = false, minibatch_stddev = false, ema = 0, decay = 1,
 }, {
   preset = "'fashion' (1x32x32 Fashion-MNIST) or 'paper' (3x64x64, ngf = ndf = 64, --data)",
   data = 'paper preset: an image folder (duel.data.ImageFolder)',
@@ -23,6 +24,7 @@ local defaults, help = zoo.options({
   feature_matching = "G minimises the squared gap between D's mean features on real and fake",
   minibatch_stddev = "append the batch's feature std as a channel before D's last layer",
   ema = 'sample grids (and evaluate.lua) use a moving average of G with this decay (0: G itself)',
+  decay = 'from this fraction of the run on, the learning rates fall linearly to 0 (1: never)',
 })
 local o, run = common.setup('dcgan', defaults, help)
 
@@ -50,6 +52,10 @@ local oD = optim.Adam(D, {lr = o.lr, betas = {o.beta1, 0.999}})
 if not (o.ema >= 0 and o.ema < 1) then
   error(('dcgan: --ema must be in [0, 1), got %g'):format(o.ema), 0)
 end
+if not (o.decay >= 0 and o.decay <= 1) then
+  error(('dcgan: --decay must be in [0, 1], got %g'):format(o.decay), 0)
+end
+local decay_from = math.floor(o.decay * o.steps)
 local state = {G = G, D = D, oG = oG, oD = oD}
 if o.ema > 0 then -- not an original DCGAN part (Karras 2018, Yazici 2019): off by default
   state.G_ema = new_G(o.nz, o.ngf)
@@ -57,6 +63,10 @@ if o.ema > 0 then -- not an original DCGAN part (Karras 2018, Yazici 2019): off 
 end
 local tr = zoo.Trainer(run, o, {state = state, G = state.G_ema or G, nz = o.nz, data = images})
 for step in tr:steps() do
+  if o.decay < 1 then -- from the step alone, so a resumed run continues the same schedule
+    oD.lr = o.lr * math.min(1, (o.steps - step + 1) / math.max(1, o.steps - decay_from))
+    oG.lr = oD.lr
+  end
   local real = tr:batch()
   local fake = G(tr:noise())
   -- D: BCE(D(x), 1) + BCE(D(G(z)), 0), each batch through D on its own (its own BN statistics)
@@ -76,6 +86,6 @@ for step in tr:steps() do
   lg:backward()
   oG:step()
   if state.G_ema then gan.ema_(state.G_ema, G, o.ema) end
-  tr:log(step, {d_loss = ld:item(), g_loss = lg:item()})
+  tr:log(step, {d_loss = ld:item(), g_loss = lg:item(), lr = o.decay < 1 and oG.lr or nil})
 end
 tr:finish()

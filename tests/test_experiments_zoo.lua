@@ -127,6 +127,21 @@ T.case('dcgan --ema: G_ema is the moving average across a resume; evaluate.lua s
   T.ok(rc ~= 0 and out:find('dcgan: --ema must be in [0, 1), got 1', 1, true), out)
 end)
 
+T.case('dcgan --decay: the learning rates fall linearly to 0 over the run\'s last part', function()
+  -- 4 steps, decay from step 2: factors min(1, (4 - step + 1) / 2) = 1, 1, 1, 0.5
+  local _, dir = check_run('dcgan', '--quick --decay 0.5', 4)
+  local want = {2e-4, 2e-4, 2e-4, 1e-4}
+  local lines = metric_lines(dir)
+  for i = 1, 4 do
+    local lr = tonumber(lines[i]:match('"lr":([^,}]+)'))
+    T.ok(lr and math.abs(lr - want[i]) < 1e-12, lines[i])
+  end
+  local _, plain = check_run('dcgan', '--quick --steps 1', 1) -- no decay: no lr column
+  T.ok(not metric_lines(plain)[1]:find('"lr"', 1, true), metric_lines(plain)[1])
+  local out, rc = run('dcgan', '--quick --decay 1.5')
+  T.ok(rc ~= 0 and out:find('dcgan: --decay must be in [0, 1], got 1.5', 1, true), out)
+end)
+
 T.case('dcgan --quick: grids, interpolation strip; feature matching + minibatch stddev', function()
   local _, _, img = check_run('dcgan', '--quick', 4, {'samples_000002.png', 'interpolation.png'})
   T.eq(img:size(), {1, 8 * 34 + 2, 8 * 34 + 2}) -- 64 samples of 32x32, 8 a row, padding 2
