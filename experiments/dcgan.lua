@@ -55,7 +55,6 @@ end
 if not (o.decay >= 0 and o.decay <= 1) then
   error(('dcgan: --decay must be in [0, 1], got %g'):format(o.decay), 0)
 end
-local decay_from = math.floor(o.decay * o.steps)
 local state = {G = G, D = D, oG = oG, oD = oD}
 if o.ema > 0 then -- not an original DCGAN part (Karras 2018, Yazici 2019): off by default
   state.G_ema = new_G(o.nz, o.ngf)
@@ -63,8 +62,8 @@ if o.ema > 0 then -- not an original DCGAN part (Karras 2018, Yazici 2019): off 
 end
 local tr = zoo.Trainer(run, o, {state = state, G = state.G_ema or G, nz = o.nz, data = images})
 for step in tr:steps() do
-  if o.decay < 1 then -- from the step alone, so a resumed run continues the same schedule
-    oD.lr = o.lr * math.min(1, (o.steps - step + 1) / math.max(1, o.steps - decay_from))
+  if o.decay < 1 then
+    oD.lr = zoo.decayed_lr(o, step)
     oG.lr = oD.lr
   end
   local real = tr:batch()

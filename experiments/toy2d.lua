@@ -103,9 +103,8 @@ end
 
 local tr = zoo.Trainer(run, o, {state = {G = G, G_ema = G_ema, D = D, oG = oG, oD = oD},
                                 sample = evaluate})
-local decay_from = math.floor(o.decay * o.steps)
 for step in tr:steps() do
-  oD.lr = o.lr * math.min(1, (o.steps - step + 1) / math.max(1, o.steps - decay_from))
+  oD.lr = zoo.decayed_lr(o, step)
   oG.lr = oD.lr
   local real, ld, pen
   for _ = 1, o.n_critic do

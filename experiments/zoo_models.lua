@@ -4,6 +4,7 @@
 --   zoo.G64, zoo.D64                the original DCGAN nets (3x64x64; GAN_REFERENCE.md 1.1)
 --   zoo.dcgan_init(net)             N(0, 0.02) weights, N(1, 0.02) BatchNorm scales, zero biases
 --   zoo.options(own, own_help)      the options every image script shares, plus its own
+--   zoo.decayed_lr(o, step)         --lr, falling linearly to 0 from --decay on (toy2d, dcgan)
 --   zoo.fashion(o)                  the Fashion-MNIST training images at 32x32 in [-1,1]
 --   zoo.Trainer(run, o, {...})      the loop around a script's training step: real batches that
 --                                   resume exactly, fixed-noise sample grids, checkpoints,
@@ -89,6 +90,14 @@ end
 function Disc:forward(x) return self.head(self.body(x)) end
 function zoo.D32(ndf, opt) return Disc(1, ndf, 3, opt or {}) end
 function zoo.D64(ndf, opt) return Disc(3, ndf, 4, opt or {}) end
+
+-- the learning rate of step `step`: o.lr until the fraction o.decay of o.steps, then falling
+-- linearly to 0 at the last step (o.decay = 1: never). From the step alone, so a resumed run
+-- continues the same schedule.
+function zoo.decayed_lr(o, step)
+  local from = math.floor(o.decay * o.steps)
+  return o.lr * math.min(1, (o.steps - step + 1) / math.max(1, o.steps - from))
+end
 
 -- the options every image script has, merged with the script's own (which win)
 function zoo.options(own, own_help)
