@@ -85,10 +85,11 @@ T.case('toy2d --width/--depth/--scale: the nets; evaluate.lua scores G_ema(z) * 
   local zoo = require 'experiments.zoo_models'
   local G = zoo.mlp{256, 16, 16, 16, 2}
   G:load_state_dict(ck.G_ema)
-  local seed_state = require('duel.checkpoint').get_rng_state()
+  local ckm = require 'duel.checkpoint'
+  local seed_state = ckm.get_rng_state()
   duel.manual_seed(1)
   local x = duel.no_grad(function() return G(duel.randn(2500, 256)) end)
-  require('duel.checkpoint').set_rng_state(seed_state)
+  ckm.set_rng_state(seed_state)
   local want = duel.metrics.toy_modes(x * 0.05, 'grid25')
   -- a scale this small puts G's samples (about 0.2 from the origin) in the centre mode
   T.ok(want.high_quality > 0.5, 'high quality ' .. want.high_quality)
