@@ -1,7 +1,9 @@
 -- tools/results.lua: `make results`. Runs every default experiment (tools/results_lib.lua's list)
 -- for each seed, one run at a time, scores it with experiments/evaluate.lua, stores the row in
 -- results/runs/<experiment>-s<seed>.json, merges it into results/summary.json and rewrites
--- RESULTS.md after every run (so an interrupted command keeps what finished).
+-- RESULTS.md after every run (so an interrupted command keeps what finished). A run cut short
+-- (the command killed, the machine restarted) is continued from its last checkpoint by the next
+-- command for the same row, seed and options, through the scripts' --resume.
 --   RESULTS_ONLY=toy2d-ring8-r1r2,dcgan   only these experiments ('floor': the real-vs-real
 --                                         Frechet floor alone); default: all, floor included
 --   RESULTS_SEEDS=1,2                     seeds (default 1,2,3)
@@ -88,26 +90,55 @@ if want_floor then
     fl.precision, fl.recall, fl.wall_s))
 end
 
+-- <name>-s<seed>.pending, while a run is under way: its command, its folder and the wall time its
+-- commands have spent so far (rewritten every 30 s). The next command with the same command line
+-- continues that folder; one without a checkpoint yet starts afresh.
+local function pending_read(path, cmd)
+  local f = io.open(path, 'r')
+  if not f then return nil end
+  local was, dir, spent = f:read('*l'), f:read('*l'), tonumber(f:read('*l'))
+  f:close()
+  local ck = dir and io.open(dir .. '/checkpoint.safetensors', 'r')
+  if ck then ck:close() end
+  if was == cmd and ck and spent then return dir, spent end
+end
+
+local function pending_write(path, cmd, dir, spent)
+  local f = assert(io.open(path .. '.tmp', 'w'))
+  f:write(cmd, '\n', dir, '\n', ('%.1f'):format(spent), '\n')
+  f:close()
+  assert(os.rename(path .. '.tmp', path))
+end
+
 -- seed-major: every experiment's seed 1 before any seed 2, so a cut-short command still covers
 -- every row once
 for _, seed in ipairs(seeds) do
   for _, e in ipairs(chosen) do
-    local args = {}
-    for i, a in ipairs(e.args) do args[i] = ("'%s'"):format(a) end
-    local cmd = ('nice -n %d luajit experiments/%s.lua %s --seed %d --out %s/runs %s 2>&1'):format(
-      nice, e.script, table.concat(args, ' '), seed, OUT, os.getenv('RESULTS_EXTRA') or '')
-    print(('results: %s seed %d: %s'):format(e.name, seed, cmd))
-    local t0 = duel.clock()
-    local p = io.popen(cmd)
-    local dir, last = nil, {}
+    local cmd = R.command(e, seed, {nice = nice, out = OUT, extra = os.getenv('RESULTS_EXTRA')})
+    local marker = ('%s/runs/%s-s%d.pending'):format(OUT, e.name, seed)
+    local dir, spent = pending_read(marker, cmd)
+    print(('results: %s seed %d: %s%s'):format(e.name, seed, cmd,
+      dir and (' (continuing %s, %.0f s spent)'):format(dir, spent) or ''))
+    local t0, saved = duel.clock(), duel.clock()
+    local p = io.popen(dir and ("%s --resume '%s'"):format(cmd, dir) or cmd)
+    local resumed, last = dir ~= nil, {}
+    spent = spent or 0
     for line in p:lines() do
-      dir = dir or line:match('^' .. e.script .. ': (%S+)$')
+      if not dir then
+        dir = line:match('^' .. e.script .. ': (%S+)$')
+        if dir then pending_write(marker, cmd, dir, spent) end
+      elseif duel.clock() - saved > 30 then
+        saved = duel.clock()
+        pending_write(marker, cmd, dir, spent + saved - t0)
+      end
       last[#last + 1] = line
       if #last > 20 then table.remove(last, 1) end
-      if line:match('^step %d+: ') or line:match('^done') then print('  ' .. line) end
+      if line:match('^step %d+: ') or line:match('^done') or line:match('^resumed') then
+        print('  ' .. line)
+      end
     end
     local ok = p:close()
-    local wall = duel.clock() - t0
+    local wall = spent + duel.clock() - t0
     if not dir or (ok ~= true and ok ~= 0) then
       print(('results: %s seed %d failed; its last lines:\n%s'):format(e.name, seed,
         table.concat(last, '\n')))
@@ -115,9 +146,11 @@ for _, seed in ipairs(seeds) do
       local r = ev.run(dir)
       ev.append(dir, r)
       r.wall_s, r.seed, r.machine, r.run_dir, r.args = wall, seed, machine, dir, e.args
+      r.resumed = resumed or nil
       r.date = os.date('!%Y-%m-%d %H:%M UTC')
       R.write_json(('%s/runs/%s-s%d.json'):format(OUT, e.name, seed), r)
       record({runs = {[e.name] = {[tostring(seed)] = r}}})
+      os.remove(marker)
       print(('results: %s seed %d done in %.0f s: %s'):format(e.name, seed, wall,
         R.json_encode(r)))
     end

@@ -41,7 +41,12 @@ R.EXPERIMENTS = {
   -- thread, scored like this (G_ema / G): Frechet 5.79 / 4.52 and recall 0.625 / 0.621 at 5,000
   -- steps, 2.16 / 2.31 and 0.716 / 0.683 at 10,000, 0.87 / 1.16 and 0.765 / 0.737 at 30,000
   -- (docs/experiments.md); 2,000 steps of G gave 13.98 and 0.293 over seeds 1-3 (session 5).
-  {name = 'dcgan', script = 'dcgan', args = {'--steps', '10000', '--ema', '0.999'},
+  -- 10,000 steps gave 2.14 +- 0.21 over seeds 1-3 (17.8x the floor). From 15,000 to 30,000 steps
+  -- the probe fell about as steps^-0.65, which puts 3x the floor (0.36) near 120,000 steps: the
+  -- row runs 150,000, one thread a seed so that three seeds share the 2 cores (1 thread: 55 ms a
+  -- step alone, 2 threads: 42 ms).
+  {name = 'dcgan', script = 'dcgan',
+   args = {'--steps', '150000', '--ema', '0.999', '--threads', '1'},
    kind = 'image', target = {frechet_floor_ratio = 3, recall = 0.5}},
   {name = 'cyclegan', script = 'cyclegan', args = {}, kind = 'cyclegan',
    target = {acc_A2B = 0.9, acc_B2A = 0.9}},
@@ -62,6 +67,14 @@ R.EXPERIMENTS = {
   {name = 'srgan', script = 'srgan', args = {}, kind = 'own'},
   {name = 'unrolled', script = 'unrolled', args = {}, kind = 'own'},
 }
+-- the shell command of one run of row e: R.command(e, seed, {nice =, out =, extra =})
+function R.command(e, seed, opt)
+  local args = {}
+  for i, a in ipairs(e.args) do args[i] = ("'%s'"):format(a) end
+  return ('nice -n %d luajit experiments/%s.lua %s --seed %d --out %s/runs %s 2>&1'):format(
+    opt.nice, e.script, table.concat(args, ' '), seed, opt.out, opt.extra or '')
+end
+
 -- the kinds scored like dcgan (Frechet etc. of 10,000 samples)
 local IMAGE = {image = true, cond = true, infogan = true, stylegan = true, vaegan = true}
 R.BY_NAME = {}
