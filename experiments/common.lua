@@ -176,6 +176,7 @@ function common.setup(script, defaults, help, argv)
   for _, k in ipairs(sorted_keys(o)) do lines[#lines + 1] = ('%s = %s'):format(k, tostring(o[k])) end
   print(('%s: %s'):format(script, dir))
   print(table.concat(lines, '\n'))
+  io.flush() -- the folder line first: make results records it before the run ends
   if not o.resume and rank == 0 then
     local f = assert(io.open(dir .. '/options.txt', 'w'))
     f:write(table.concat(lines, '\n'), '\n')
@@ -220,6 +221,7 @@ function common.log(run, step, total, values, every)
     end
   elseif step % every == 0 or step == total or step == 1 then
     print(line)
+    io.flush() -- a pipe (make results, tee) sees progress as it happens
   end
 end
 

@@ -145,3 +145,43 @@ T.case('tools/results.lua reruns a subset into an existing summary', function()
   T.ok(ev:find('"eval":"final"', 1, true), 'the final eval line in the run folder')
   os.execute('rm -rf ' .. dir)
 end)
+
+T.case('tools/results.lua continues a run cut short, from its .pending marker', function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute('mkdir -p ' .. dir .. '/runs')
+  local extra = '--quick --n_eval 100'
+  local cmd = R.command(R.BY_NAME['toy2d-ring8-vanilla'], 2, {nice = 0, out = dir, extra = extra})
+  -- the first command's run, stopped after step 2 of the quick run's 6
+  local p = io.popen((cmd:gsub(' 2>&1$', ' --stop_at 2 2>&1')))
+  local first = p:read('*a')
+  p:close()
+  local run_dir = first:match('toy2d: (%S+)\n')
+  T.ok(run_dir and first:find('stopped after step 2', 1, true), first)
+  local f = io.open(dir .. '/runs/toy2d-ring8-vanilla-s2.pending', 'w')
+  f:write(cmd, '\n', run_dir, '\n', '40.0\n')
+  f:close()
+  p = io.popen(('RESULTS_DIR=%s RESULTS_MD=%s/RESULTS.md RESULTS_ONLY=toy2d-ring8-vanilla '
+    .. "RESULTS_SEEDS=2 RESULTS_EXTRA='%s' RESULTS_NICE=0 luajit tools/results.lua 2>&1; echo rc=$?")
+    :format(dir, dir, extra))
+  local out = p:read('*a')
+  p:close()
+  T.ok(out:find('rc=0', 1, true) and out:find('resumed at step 2', 1, true), out)
+  local row = R.read_json(dir .. '/summary.json').runs['toy2d-ring8-vanilla']['2']
+  T.eq(row.run_dir, run_dir)
+  T.ok(row.resumed == true and row.wall_s >= 40, 'resumed, with the earlier wall time added')
+  T.ok(not io.open(dir .. '/runs/toy2d-ring8-vanilla-s2.pending'), 'the marker goes once scored')
+  -- a marker from another command line is not continued: a fresh folder
+  f = io.open(dir .. '/runs/toy2d-ring8-vanilla-s2.pending', 'w')
+  f:write(cmd:gsub('%-%-seed 2', '--seed 3'), '\n', run_dir, '\n', '1.0\n')
+  f:close()
+  p = io.popen(('RESULTS_DIR=%s RESULTS_MD=%s/RESULTS.md RESULTS_ONLY=toy2d-ring8-vanilla '
+    .. "RESULTS_SEEDS=2 RESULTS_EXTRA='%s' RESULTS_NICE=0 luajit tools/results.lua 2>&1; echo rc=$?")
+    :format(dir, dir, extra))
+  out = p:read('*a')
+  p:close()
+  row = R.read_json(dir .. '/summary.json').runs['toy2d-ring8-vanilla']['2']
+  T.ok(out:find('rc=0', 1, true) and not out:find('resumed', 1, true), out)
+  T.ok(row.run_dir ~= run_dir and not row.resumed, 'a fresh run')
+  os.execute('rm -rf ' .. dir)
+end)
