@@ -185,3 +185,31 @@ T.case('tools/results.lua continues a run cut short, from its .pending marker', 
   T.ok(row.run_dir ~= run_dir and not row.resumed, 'a fresh run')
   os.execute('rm -rf ' .. dir)
 end)
+
+T.case('tools/results.lua runs RESULTS_JOBS side by side and records every one', function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute('mkdir -p ' .. dir)
+  local env = ('RESULTS_DIR=%s RESULTS_MD=%s/RESULTS.md RESULTS_ONLY=toy2d-ring8-vanilla,'
+    .. "toy2d-grid25-vanilla RESULTS_SEEDS=1,2 RESULTS_EXTRA='--quick --n_eval 100' "
+    .. 'RESULTS_NICE=0'):format(dir, dir)
+  local p = io.popen(env .. ' RESULTS_JOBS=3 luajit tools/results.lua 2>&1; echo rc=$?')
+  local out = p:read('*a')
+  p:close()
+  T.ok(out:find('rc=0', 1, true), out)
+  local runs = R.read_json(dir .. '/summary.json').runs
+  for _, name in ipairs({'toy2d-ring8-vanilla', 'toy2d-grid25-vanilla'}) do
+    for seed = 1, 2 do
+      local r = runs[name][tostring(seed)]
+      T.ok(r and r.seed == seed and r.n_modes == (name:find('ring8') and 8 or 25), name)
+      T.ok(io.open(('%s/runs/%s-s%d.log'):format(dir, name, seed)), 'its log kept')
+    end
+  end
+  T.ok(out:find('[toy2d-grid25-vanilla s2] done', 1, true), 'progress lines name their run')
+  p = io.popen(env .. ' RESULTS_JOBS=0 luajit tools/results.lua 2>&1; echo rc=$?')
+  out = p:read('*a')
+  p:close()
+  T.ok(out:find('RESULTS_JOBS must be a whole number >= 1, got 0', 1, true)
+       and not out:find('rc=0', 1, true), out)
+  os.execute('rm -rf ' .. dir)
+end)

@@ -1,19 +1,22 @@
 -- tools/results.lua: `make results`. Runs every default experiment (tools/results_lib.lua's list)
--- for each seed, one run at a time, scores it with experiments/evaluate.lua, stores the row in
--- results/runs/<experiment>-s<seed>.json, merges it into results/summary.json and rewrites
--- RESULTS.md after every run (so an interrupted command keeps what finished). A run cut short
+-- for each seed (one run at a time, or RESULTS_JOBS side by side), scores it with
+-- experiments/evaluate.lua, stores the row in results/runs/<experiment>-s<seed>.json, merges it
+-- into results/summary.json and rewrites RESULTS.md after every run (so an interrupted command keeps what finished). A run cut short
 -- (the command killed, the machine restarted) is continued from its last checkpoint by the next
 -- command for the same row, seed and options, through the scripts' --resume.
 --   RESULTS_ONLY=toy2d-ring8-r1r2,dcgan   only these experiments ('floor': the real-vs-real
 --                                         Frechet floor alone); default: all, floor included
 --   RESULTS_SEEDS=1,2                     seeds (default 1,2,3)
 --   RESULTS_NICE=5                        children run under `nice -n` this (default 5)
+--   RESULTS_JOBS=3                        runs side by side (default 1; the scripts' own
+--                                         --threads still apply: the dcgan row uses 1)
 --   RESULTS_EXTRA='--quick'               more options for every run (smoke tests only)
 --   RESULTS_DIR=results RESULTS_MD=RESULTS.md   where the summary and the page go
 --   luajit tools/results.lua --render     rewrite RESULTS.md from results/summary.json only
 -- Runs go to results/runs/ (gitignored); results/summary.json and RESULTS.md are committed.
 local duel = require 'duel'
 local R = require 'tools.results_lib'
+io.stdout:setvbuf('line') -- progress shows through a pipe (tee) as it happens
 
 local OUT = os.getenv('RESULTS_DIR') or 'results'
 local SUMMARY = OUT .. '/summary.json'
@@ -110,49 +113,102 @@ local function pending_write(path, cmd, dir, spent)
   assert(os.rename(path .. '.tmp', path))
 end
 
+local jobs = tonumber(os.getenv('RESULTS_JOBS') or '1')
+if not jobs or jobs < 1 or jobs % 1 ~= 0 then
+  error(('results: RESULTS_JOBS must be a whole number >= 1, got %s'):format(
+    os.getenv('RESULTS_JOBS')), 0)
+end
+
 -- seed-major: every experiment's seed 1 before any seed 2, so a cut-short command still covers
 -- every row once
+local queue = {}
 for _, seed in ipairs(seeds) do
-  for _, e in ipairs(chosen) do
-    local cmd = R.command(e, seed, {nice = nice, out = OUT, extra = os.getenv('RESULTS_EXTRA')})
-    local marker = ('%s/runs/%s-s%d.pending'):format(OUT, e.name, seed)
-    local dir, spent = pending_read(marker, cmd)
-    print(('results: %s seed %d: %s%s'):format(e.name, seed, cmd,
-      dir and (' (continuing %s, %.0f s spent)'):format(dir, spent) or ''))
-    local t0, saved = duel.clock(), duel.clock()
-    local p = io.popen(dir and ("%s --resume '%s'"):format(cmd, dir) or cmd)
-    local resumed, last = dir ~= nil, {}
-    spent = spent or 0
-    for line in p:lines() do
-      if not dir then
-        dir = line:match('^' .. e.script .. ': (%S+)$')
-        if dir then pending_write(marker, cmd, dir, spent) end
-      elseif duel.clock() - saved > 30 then
-        saved = duel.clock()
-        pending_write(marker, cmd, dir, spent + saved - t0)
-      end
-      last[#last + 1] = line
-      if #last > 20 then table.remove(last, 1) end
-      if line:match('^step %d+: ') or line:match('^done') or line:match('^resumed') then
-        print('  ' .. line)
-      end
+  for _, e in ipairs(chosen) do queue[#queue + 1] = {e = e, seed = seed} end
+end
+
+-- each run goes to the background with its output in runs/<name>-s<seed>.log and its exit
+-- status in .rc; this process follows the logs, keeps the .pending markers and scores each
+-- run when it ends, so only this process writes the summary
+local function start(job)
+  local e, seed = job.e, job.seed
+  local base = ('%s/runs/%s-s%d'):format(OUT, e.name, seed)
+  job.cmd = R.command(e, seed, {nice = nice, out = OUT, extra = os.getenv('RESULTS_EXTRA')})
+  job.marker, job.log, job.rc = base .. '.pending', base .. '.log', base .. '.rc'
+  job.dir, job.spent = pending_read(job.marker, job.cmd)
+  job.resumed, job.spent = job.dir ~= nil, job.spent or 0
+  job.tag = jobs > 1 and ('[%s s%d] '):format(e.name, seed) or ''
+  print(('results: %s seed %d: %s%s'):format(e.name, seed, job.cmd,
+    job.dir and (' (continuing %s, %.0f s spent)'):format(job.dir, job.spent) or ''))
+  os.remove(job.rc)
+  local run = job.dir and ("%s --resume '%s'"):format(job.cmd, job.dir) or job.cmd
+  os.execute(("( (%s) > '%s'; echo $? > '%s' ) &"):format(run, job.log, job.rc))
+  job.t0, job.saved, job.pos, job.last = duel.clock(), duel.clock(), 0, {}
+end
+
+-- the log's new complete lines: the run folder, progress for the screen, the last 20 kept
+local function follow(job)
+  local f = io.open(job.log, 'r')
+  if not f then return end
+  f:seek('set', job.pos)
+  local s = f:read('*a') or ''
+  f:close()
+  local upto = s:match('^.*()\n')
+  if not upto then return end
+  job.pos = job.pos + upto
+  for line in s:sub(1, upto):gmatch('([^\n]*)\n') do
+    if not job.dir then
+      job.dir = line:match('^' .. job.e.script .. ': (%S+)$')
+      if job.dir then pending_write(job.marker, job.cmd, job.dir, job.spent) end
     end
-    local ok = p:close()
-    local wall = spent + duel.clock() - t0
-    if not dir or (ok ~= true and ok ~= 0) then
-      print(('results: %s seed %d failed; its last lines:\n%s'):format(e.name, seed,
-        table.concat(last, '\n')))
-    else
-      local r = ev.run(dir)
-      ev.append(dir, r)
-      r.wall_s, r.seed, r.machine, r.run_dir, r.args = wall, seed, machine, dir, e.args
-      r.resumed = resumed or nil
-      r.date = os.date('!%Y-%m-%d %H:%M UTC')
-      R.write_json(('%s/runs/%s-s%d.json'):format(OUT, e.name, seed), r)
-      record({runs = {[e.name] = {[tostring(seed)] = r}}})
-      os.remove(marker)
-      print(('results: %s seed %d done in %.0f s: %s'):format(e.name, seed, wall,
-        R.json_encode(r)))
+    job.last[#job.last + 1] = line
+    if #job.last > 20 then table.remove(job.last, 1) end
+    if line:match('^step %d+: ') or line:match('^done') or line:match('^resumed') then
+      print('  ' .. job.tag .. line)
+    end
+  end
+  if job.dir and duel.clock() - job.saved > 30 then
+    job.saved = duel.clock()
+    pending_write(job.marker, job.cmd, job.dir, job.spent + job.saved - job.t0)
+  end
+end
+
+local function finish(job, status)
+  local e, seed, dir = job.e, job.seed, job.dir
+  local wall = job.spent + duel.clock() - job.t0
+  if not dir or status ~= 0 then
+    print(('results: %s seed %d failed (exit status %s); its last lines:\n%s'):format(e.name,
+      seed, tostring(status), table.concat(job.last, '\n')))
+    return
+  end
+  local r = ev.run(dir)
+  ev.append(dir, r)
+  r.wall_s, r.seed, r.machine, r.run_dir, r.args = wall, seed, machine, dir, e.args
+  r.resumed = job.resumed or nil
+  r.date = os.date('!%Y-%m-%d %H:%M UTC')
+  R.write_json(('%s/runs/%s-s%d.json'):format(OUT, e.name, seed), r)
+  record({runs = {[e.name] = {[tostring(seed)] = r}}})
+  os.remove(job.marker)
+  print(('results: %s seed %d done in %.0f s: %s'):format(e.name, seed, wall,
+    R.json_encode(r)))
+end
+
+local running, nxt = {}, 1
+while nxt <= #queue or #running > 0 do
+  while #running < jobs and nxt <= #queue do
+    start(queue[nxt])
+    running[#running + 1], nxt = queue[nxt], nxt + 1
+  end
+  os.execute('sleep 0.5')
+  for i = #running, 1, -1 do
+    local job = running[i]
+    local f = io.open(job.rc, 'r')
+    local status = f and f:read('*n')
+    if f then f:close() end
+    follow(job)
+    if status then
+      table.remove(running, i)
+      os.remove(job.rc)
+      finish(job, status)
     end
   end
 end

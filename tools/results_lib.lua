@@ -344,8 +344,9 @@ function R.render(summary, opts)
   w()
   w('Rerun a part: `RESULTS_ONLY=toy2d-ring8-r1r2,dcgan RESULTS_SEEDS=2 make results` (the')
   w('other rows of the summary are kept); `luajit tools/results.lua --render` rewrites this file')
-  w('from the summary alone. A command cut short leaves `results/runs/<row>-s<seed>.pending`;')
-  w('the same command run again continues that run from its last checkpoint (`--resume`).')
+  w('from the summary alone; `RESULTS_JOBS=3` runs three at a time. A command cut short leaves')
+  w('`results/runs/<row>-s<seed>.pending`; the same command run again continues that run from')
+  w('its last checkpoint (`--resume`).')
   w()
   local pend = {}
   -- 2-D benchmarks
