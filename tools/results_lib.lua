@@ -43,8 +43,8 @@ R.EXPERIMENTS = {
   -- (docs/experiments.md); 2,000 steps of G gave 13.98 and 0.293 over seeds 1-3 (session 5).
   -- 10,000 steps gave 2.14 +- 0.21 over seeds 1-3 (17.8x the floor). From 15,000 to 30,000 steps
   -- the probe fell about as steps^-0.65, which puts 3x the floor (0.36) near 120,000 steps: the
-  -- row runs 150,000, one thread a seed so that three seeds share the 2 cores (1 thread: 55 ms a
-  -- step alone, 2 threads: 42 ms).
+  -- row runs 150,000, one thread a seed so that three seeds share the 2 cores (RESULTS_JOBS=3;
+  -- one thread: 55 ms a step alone, two: 42 ms; three runs side by side: about 90 ms each).
   {name = 'dcgan', script = 'dcgan',
    args = {'--steps', '150000', '--ema', '0.999', '--threads', '1'},
    kind = 'image', target = {frechet_floor_ratio = 3, recall = 0.5}},
