@@ -70,11 +70,13 @@ $(BUILD)/obj/csrc/ops/conv_dnnl.o $(BUILD)/obj/csrc/parallel.o: $(DNNL_STAMP)
 
 $(MODULE): $(CORE_OBJ) $(BIND_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) $(CFLAGS) -fopenmp -Wl,-z,nodelete -o $@ $^ $(LDLIBS)
+	$(CC) $(LIBFLAG) $(CFLAGS) -fopenmp -Wl,-z,nodelete -o $@.tmp $^ $(LDLIBS)
+	@mv -f $@.tmp $@ # a new file, not one rewritten in place under a process that has it loaded
 
 $(MPI_MODULE): csrc/mpi/l_mpi.c csrc/duel.h $(MODULE)
-	$(CC) $(LIBFLAG) $(CFLAGS) $(DUEL_CFLAGS) -I$(LUA_INCDIR) $(MPI_CFLAGS) -o $@ $< \
+	$(CC) $(LIBFLAG) $(CFLAGS) $(DUEL_CFLAGS) -I$(LUA_INCDIR) $(MPI_CFLAGS) -o $@.tmp $< \
 	  -L$(dir $(MODULE)) -l:$(notdir $(MODULE)) -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete $(MPI_LIBS)
+	@mv -f $@.tmp $@
 
 mpi: $(MPI_MODULE)
 

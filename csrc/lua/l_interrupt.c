@@ -17,10 +17,15 @@ static struct sigaction interrupt_prev;
 static int interrupt_installed;
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+    lua_Debug d;
+    int level = 0;
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
     interrupt_pending = 0;
-    luaL_where(L, 0);
+    /* the hook may fire on the call or return of a C function, which has no line: name the
+     * nearest Lua function on the stack instead */
+    while (lua_getstack(L, level, &d) && lua_getinfo(L, "l", &d) && d.currentline <= 0) level++;
+    luaL_where(L, level);
     lua_pushfstring(L, "%sinterrupted!", lua_tostring(L, -1));
     lua_error(L);
 }
