@@ -165,10 +165,21 @@ function common.setup(script, defaults, help, argv)
   duel.manual_seed((o.seed or 1) + rank)
   local dir = o.resume
   if not dir then
-    dir = ('%s/%s-%s'):format(o.out or 'runs', script, os.date('%Y%m%d-%H%M%S'))
-    local base, n = dir, 1
-    while io.open(dir .. '/options.txt', 'r') do n = n + 1; dir = base .. '-' .. n end
-    if rank == 0 then mkdir_p(dir) end
+    local base = ('%s/%s-%s'):format(o.out or 'runs', script, os.date('%Y%m%d-%H%M%S'))
+    dir = base
+    if rank == 0 then
+      -- mkdir fails on a folder that exists, so taking the name is atomic: runs started in the
+      -- same second (make results with RESULTS_JOBS) never share a folder
+      mkdir_p(o.out or 'runs')
+      local n = 1
+      while ffi.C.mkdir(dir, tonumber('755', 8)) ~= 0 do
+        if n == 1000 then
+          error(('setup: cannot create a run folder in %s, got %s'):format(o.out or 'runs', dir), 0)
+        end
+        n = n + 1
+        dir = base .. '-' .. n
+      end
+    end
   end
   if o.dist then dir = require('experiments.dist_run').run_dir(dir, o.resume) end
   local run = {dir = dir, script = script, opts = o, t0 = now(), series = {}}

@@ -52,6 +52,21 @@ T.case('toy2d --quick: scatter plots, mode counts, checkpoint; f-GAN, WGAN-GP va
   check_run('toy2d', '--quick --loss wgan --penalty gp --n_critic 2 --steps 3', 3)
 end)
 
+T.case('runs started in the same second get folders of their own', function()
+  local out = tmp .. '/same'
+  local p = io.popen(('for s in 1 2 3 4; do luajit experiments/toy2d.lua --quick --seed $s '
+    .. '--out %s > /dev/null 2>&1 & done; wait; grep -h "^seed = " %s/*/options.txt | sort')
+    :format(q(out), q(out)))
+  local seeds = p:read('*a')
+  p:close()
+  T.eq(seeds, 'seed = 1\nseed = 2\nseed = 3\nseed = 4\n')
+  local f = io.open(out .. '/not-a-folder', 'w')
+  f:close()
+  local o, rc = run('toy2d', '--quick --out ' .. q(out .. '/not-a-folder'))
+  T.ok(rc ~= 0 and o:find('setup: cannot create a run folder in ' .. out .. '/not-a-folder, got ',
+                          1, true), o)
+end)
+
 T.case('toy2d: --stop_at then --resume logs the same losses as an uninterrupted run', function()
   local _, rc1, dir = run('toy2d', '--quick --loss nonsaturating --penalty r1 --stop_at 3')
   T.eq(rc1, 0)

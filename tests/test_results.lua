@@ -201,7 +201,7 @@ T.case('tools/results.lua runs RESULTS_JOBS side by side and records every one',
   for _, name in ipairs({'toy2d-ring8-vanilla', 'toy2d-grid25-vanilla'}) do
     for seed = 1, 2 do
       local r = runs[name][tostring(seed)]
-      T.ok(r and r.seed == seed and r.n_modes == (name:find('ring8') and 8 or 25), name)
+      T.ok(r and r.seed == seed and r.n_modes == (name:find('ring8') and 8 or 25), name .. ' ' .. seed .. ':\n' .. out)
       T.ok(io.open(('%s/runs/%s-s%d.log'):format(dir, name, seed)), 'its log kept')
     end
   end
@@ -211,5 +211,44 @@ T.case('tools/results.lua runs RESULTS_JOBS side by side and records every one',
   p:close()
   T.ok(out:find('RESULTS_JOBS must be a whole number >= 1, got 0', 1, true)
        and not out:find('rc=0', 1, true), out)
+  os.execute('rm -rf ' .. dir)
+end)
+
+T.case('tools/results.lua: Ctrl-C stops the command and its runs, whose markers stay', function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute('mkdir -p ' .. dir)
+  -- its own process group, as a terminal gives a command; the signal goes to the whole group
+  os.execute(("setsid sh -c 'echo $$ > %s/pgid; exec env RESULTS_DIR=%s RESULTS_MD=%s/R.md "
+    .. 'RESULTS_ONLY=toy2d-ring8-vanilla RESULTS_SEEDS=1,2,3 RESULTS_JOBS=2 RESULTS_NICE=0 '
+    .. "RESULTS_EXTRA=\"--steps 100000\" luajit tools/results.lua > %s/out 2>&1' "
+    .. '> /dev/null 2>&1 &'):format(dir, dir, dir, dir))
+  local marked = false
+  for _ = 1, 100 do -- both runs under way: their folders named in the markers
+    os.execute('sleep 0.1')
+    local a = io.open(dir .. '/runs/toy2d-ring8-vanilla-s1.pending')
+    local b = io.open(dir .. '/runs/toy2d-ring8-vanilla-s2.pending')
+    if a then a:close() end
+    if b then b:close() end
+    marked = a and b
+    if marked then break end
+  end
+  local pgid = io.open(dir .. '/pgid'):read('*n')
+  local ffi = require 'ffi'
+  pcall(ffi.cdef, 'int kill(int pid, int sig);')
+  ffi.C.kill(-pgid, 2)
+  local gone = false
+  for _ = 1, 100 do -- every process of the group ends
+    os.execute('sleep 0.1')
+    gone = ffi.C.kill(-pgid, 0) ~= 0
+    if gone then break end
+  end
+  if not gone then ffi.C.kill(-pgid, 9) end -- the test fails, and leaves nothing running
+  local out = io.open(dir .. '/out'):read('*a')
+  T.ok(marked, 'markers written while the runs were under way:\n' .. out)
+  T.ok(gone, 'no run outlives the command:\n' .. out)
+  T.ok(out:find('results: interrupted; the same command continues the unfinished runs\n$'), out)
+  T.ok(not out:find('seed 3', 1, true), 'no run starts after the interrupt')
+  T.ok(io.open(dir .. '/runs/toy2d-ring8-vanilla-s1.pending'), 'the markers stay')
   os.execute('rm -rf ' .. dir)
 end)

@@ -192,24 +192,36 @@ local function finish(job, status)
     R.json_encode(r)))
 end
 
-local running, nxt = {}, 1
-while nxt <= #queue or #running > 0 do
-  while #running < jobs and nxt <= #queue do
-    start(queue[nxt])
-    running[#running + 1], nxt = queue[nxt], nxt + 1
-  end
-  os.execute('sleep 0.5')
-  for i = #running, 1, -1 do
-    local job = running[i]
-    local f = io.open(job.rc, 'r')
-    local status = f and f:read('*n')
-    if f then f:close() end
-    follow(job)
-    if status then
-      table.remove(running, i)
-      os.remove(job.rc)
-      finish(job, status)
+local function schedule()
+  local running, nxt = {}, 1
+  while nxt <= #queue or #running > 0 do
+    while #running < jobs and nxt <= #queue do
+      start(queue[nxt])
+      running[#running + 1], nxt = queue[nxt], nxt + 1
+    end
+    local slept = os.execute('sleep 0.5') -- (system() holds Ctrl-C back: sleep takes it)
+    if slept ~= 0 and slept ~= true then error('interrupted!', 0) end
+    for i = #running, 1, -1 do
+      local job = running[i]
+      local f = io.open(job.rc, 'r')
+      local status = f and f:read('*n')
+      if f then f:close() end
+      follow(job)
+      if status then
+        table.remove(running, i)
+        os.remove(job.rc)
+        finish(job, status)
+      end
     end
   end
+end
+
+-- Ctrl-C reaches the runs too (one process group): they stop, their markers stay
+local ok, err = pcall(schedule)
+if not ok and tostring(err):match('interrupted!$') then
+  print('results: interrupted; the same command continues the unfinished runs')
+  os.exit(130)
+elseif not ok then
+  error(err, 0)
 end
 print('wrote ' .. SUMMARY .. ' and ' .. MD)
