@@ -252,3 +252,31 @@ T.case('tools/results.lua: Ctrl-C stops the command and its runs, whose markers 
   T.ok(io.open(dir .. '/runs/toy2d-ring8-vanilla-s1.pending'), 'the markers stay')
   os.execute('rm -rf ' .. dir)
 end)
+
+T.case('tools/results.lua leaves a run to the results command still following it', function()
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute('mkdir -p ' .. dir .. '/runs')
+  -- a live process that reads as a results command (its arguments name results.lua)
+  local p = io.popen("sh -c 'sleep 20; true' results.lua > /dev/null 2>&1 & echo $!")
+  local pid = p:read('*n')
+  p:close()
+  local extra = '--quick --n_eval 100'
+  local cmd = R.command(R.BY_NAME['toy2d-ring8-vanilla'], 1, {nice = 0, out = dir, extra = extra})
+  local f = io.open(dir .. '/runs/toy2d-ring8-vanilla-s1.pending', 'w')
+  f:write(cmd, '\n', dir .. '/runs/toy2d-x', '\n', '5.0\n', pid, '\n')
+  f:close()
+  local env = ('RESULTS_DIR=%s RESULTS_MD=%s/RESULTS.md RESULTS_ONLY=toy2d-ring8-vanilla '
+    .. "RESULTS_EXTRA='%s' RESULTS_NICE=0 "):format(dir, dir, extra)
+  p = io.popen(env .. 'RESULTS_SEEDS=1,2 luajit tools/results.lua 2>&1; echo rc=$?')
+  local out = p:read('*a')
+  p:close()
+  os.execute('kill ' .. pid)
+  T.ok(out:find(('results: toy2d-ring8-vanilla seed 1 is under way in results process %d'
+    .. ' (%s/runs/toy2d-ring8-vanilla-s1.pending); not run twice'):format(pid, dir), 1, true), out)
+  T.ok(out:find('rc=0', 1, true) and out:find('toy2d-ring8-vanilla seed 2 done', 1, true), out)
+  local runs = R.read_json(dir .. '/summary.json').runs['toy2d-ring8-vanilla']
+  T.ok(runs['1'] == nil and runs['2'], 'seed 1 left alone, seed 2 run')
+  T.ok(io.open(dir .. '/runs/toy2d-ring8-vanilla-s1.pending'), "the other command's marker stays")
+  os.execute('rm -rf ' .. dir)
+end)

@@ -93,14 +93,28 @@ if want_floor then
     fl.precision, fl.recall, fl.wall_s))
 end
 
--- <name>-s<seed>.pending, while a run is under way: its command, its folder and the wall time its
--- commands have spent so far (rewritten every 30 s). The next command with the same command line
--- continues that folder; one without a checkpoint yet starts afresh.
+-- <name>-s<seed>.pending, while a run is under way: its command, its folder, the wall time its
+-- commands have spent so far (rewritten every 30 s) and the process id of the results command
+-- following it. The next command with the same command line continues that folder; one without
+-- a checkpoint yet starts afresh; a run whose results command is still alive is left to it.
+local ffi = require 'ffi'
+pcall(ffi.cdef, 'int getpid(void);')
+local PID = ffi.C.getpid()
+
+local function results_process(pid) -- a live tools/results.lua other than this one
+  local f = pid and pid ~= PID and io.open(('/proc/%d/cmdline'):format(pid), 'rb')
+  if not f then return false end
+  local c = f:read('*a')
+  f:close()
+  return c:find('results.lua', 1, true) ~= nil
+end
+
 local function pending_read(path, cmd)
   local f = io.open(path, 'r')
   if not f then return nil end
-  local was, dir, spent = f:read('*l'), f:read('*l'), tonumber(f:read('*l'))
+  local was, dir, spent, pid = f:read('*l'), f:read('*l'), tonumber(f:read('*l')), f:read('*n')
   f:close()
+  if results_process(pid) then return nil, nil, pid end
   local ck = dir and io.open(dir .. '/checkpoint.safetensors', 'r')
   if ck then ck:close() end
   if was == cmd and ck and spent then return dir, spent end
@@ -108,7 +122,7 @@ end
 
 local function pending_write(path, cmd, dir, spent)
   local f = assert(io.open(path .. '.tmp', 'w'))
-  f:write(cmd, '\n', dir, '\n', ('%.1f'):format(spent), '\n')
+  f:write(cmd, '\n', dir, '\n', ('%.1f'):format(spent), '\n', PID, '\n')
   f:close()
   assert(os.rename(path .. '.tmp', path))
 end
@@ -134,7 +148,13 @@ local function start(job)
   local base = ('%s/runs/%s-s%d'):format(OUT, e.name, seed)
   job.cmd = R.command(e, seed, {nice = nice, out = OUT, extra = os.getenv('RESULTS_EXTRA')})
   job.marker, job.log, job.rc = base .. '.pending', base .. '.log', base .. '.rc'
-  job.dir, job.spent = pending_read(job.marker, job.cmd)
+  local owner
+  job.dir, job.spent, owner = pending_read(job.marker, job.cmd)
+  if owner then
+    print(('results: %s seed %d is under way in results process %d (%s); not run twice'):format(
+      e.name, seed, owner, job.marker))
+    return false
+  end
   job.resumed, job.spent = job.dir ~= nil, job.spent or 0
   job.tag = jobs > 1 and ('[%s s%d] '):format(e.name, seed) or ''
   print(('results: %s seed %d: %s%s'):format(e.name, seed, job.cmd,
@@ -143,6 +163,7 @@ local function start(job)
   local run = job.dir and ("%s --resume '%s'"):format(job.cmd, job.dir) or job.cmd
   os.execute(("( (%s) > '%s'; echo $? > '%s' ) &"):format(run, job.log, job.rc))
   job.t0, job.saved, job.pos, job.last = duel.clock(), duel.clock(), 0, {}
+  return true
 end
 
 -- the log's new complete lines: the run folder, progress for the screen, the last 20 kept
@@ -196,9 +217,10 @@ local function schedule()
   local running, nxt = {}, 1
   while nxt <= #queue or #running > 0 do
     while #running < jobs and nxt <= #queue do
-      start(queue[nxt])
-      running[#running + 1], nxt = queue[nxt], nxt + 1
+      if start(queue[nxt]) then running[#running + 1] = queue[nxt] end
+      nxt = nxt + 1
     end
+    if #running == 0 then break end
     local slept = os.execute('sleep 0.5') -- (system() holds Ctrl-C back: sleep takes it)
     if slept ~= 0 and slept ~= true then error('interrupted!', 0) end
     for i = #running, 1, -1 do
