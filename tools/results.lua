@@ -1,9 +1,10 @@
 -- tools/results.lua: `make results`. Runs every default experiment (tools/results_lib.lua's list)
 -- for each seed (one run at a time, or RESULTS_JOBS side by side), scores it with
 -- experiments/evaluate.lua, stores the row in results/runs/<experiment>-s<seed>.json, merges it
--- into results/summary.json and rewrites RESULTS.md after every run (so an interrupted command keeps what finished). A run cut short
--- (the command killed, the machine restarted) is continued from its last checkpoint by the next
--- command for the same row, seed and options, through the scripts' --resume.
+-- into results/summary.json and rewrites RESULTS.md after every run (so an interrupted command
+-- keeps what finished). A run cut short (the command killed, the machine restarted) is continued
+-- from its last checkpoint by the next command for the same row, seed and options, through the
+-- scripts' --resume.
 --   RESULTS_ONLY=toy2d-ring8-r1r2,dcgan   only these experiments ('floor': the real-vs-real
 --                                         Frechet floor alone); default: all, floor included
 --   RESULTS_SEEDS=1,2                     seeds (default 1,2,3)
