@@ -49,6 +49,17 @@ extern int duel_conv_dnnl_on;
 extern int duel_sgemm_dnnl_on; /* parallel.c: duel_sgemm through oneDNN's sgemm */
 int duel_dnnl_conv(int mode, const int64_t *d, float *x, float *y, float *w, const char *op);
 int duel_dnnl_available(void);
+/* parallel.c: around every oneDNN call. oneDNN 2.x's JIT GEMM kernels point rsp into the heap
+ * while they run (oneDNN issue 4845), so a signal handled on such a thread writes its frame over
+ * the heap: Ctrl-C during training aborted with "corrupted size vs. prev_size". The calling
+ * thread holds asynchronous signals back until the call returns (they are delivered then), and
+ * OpenMP's workers hold them back for good. */
+typedef struct { unsigned long bits[1024 / (8 * sizeof(unsigned long))]; } duel_sigmask;
+void duel_signals_hold(duel_sigmask *saved);
+void duel_signals_release(const duel_sigmask *saved);
+/* for good, in a thread of the core's own (DataLoader workers): a signal for the process then
+ * waits for the main thread, where the handlers set their Lua hooks */
+void duel_signals_block_thread(void);
 /* *on = 1 for "onednn", 0 for `other`; -1 (error naming op) for any other name, or for
  * "onednn" in a build without it */
 int duel_dnnl_switch(int *on, const char *op, const char *name, const char *other);

@@ -74,6 +74,7 @@ static pf_batch *claim(duel_prefetcher *p, int *i) {
 
 static void *worker(void *arg) {
     duel_prefetcher *p = arg;
+    duel_signals_block_thread();
     pthread_mutex_lock(&p->mu);
     for (;;) {
         int i = 0;

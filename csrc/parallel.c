@@ -2,6 +2,8 @@
  * OpenBLAS (pthread build) keeps its own pool; kernels never call sgemm inside an OpenMP region,
  * so the two pools take turns instead of oversubscribing the cores. */
 #include "duel_impl.h"
+#include <pthread.h>
+#include <signal.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -39,6 +41,54 @@ static void blas_threads(int want) {
     }
 }
 
+/* every signal but the synchronous faults, which cannot wait and must reach their handlers */
+static void async_signals(sigset_t *s) {
+    sigfillset(s);
+    sigdelset(s, SIGSEGV);
+    sigdelset(s, SIGBUS);
+    sigdelset(s, SIGFPE);
+    sigdelset(s, SIGILL);
+    sigdelset(s, SIGTRAP);
+    sigdelset(s, SIGSYS);
+}
+
+_Static_assert(sizeof(duel_sigmask) >= sizeof(sigset_t), "duel_sigmask holds a sigset_t");
+
+static int workers_held; /* OpenMP team size whose workers hold signals back */
+
+void duel_signals_block_thread(void) {
+    sigset_t s;
+    async_signals(&s);
+    pthread_sigmask(SIG_BLOCK, &s, NULL);
+}
+
+void duel_signals_hold(duel_sigmask *saved) {
+    sigset_t s;
+    async_signals(&s);
+    pthread_sigmask(SIG_BLOCK, &s, (sigset_t *)(void *)saved);
+#ifdef _OPENMP
+    /* workers made from here on inherit the mask; those made before are told once (a team of
+     * this size reuses them: libgomp keeps its threads) */
+    int t = omp_get_max_threads();
+    if (t > workers_held && !omp_in_parallel()) {
+#pragma omp parallel num_threads(t)
+        if (omp_get_thread_num() != 0) duel_signals_block_thread();
+        workers_held = t;
+    }
+#endif
+}
+
+void duel_signals_release(const duel_sigmask *saved) {
+    pthread_sigmask(SIG_SETMASK, (const sigset_t *)(const void *)saved, NULL);
+}
+
+/* Below this M*N*K the product stays with OpenBLAS: holding signals back costs two system calls
+ * (4.5 us a pair on this machine), more than oneDNN saves on products this small (toy2d's
+ * products with 1 or 2 rows or columns: 0.7-2.8 us on oneDNN, 1.8-3.9 us on OpenBLAS). */
+#ifndef DUEL_DNNL_MIN
+#define DUEL_DNNL_MIN ((int64_t)1 << 16)
+#endif
+
 void duel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K,
                 const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                 int64_t ldc) {
@@ -72,12 +122,15 @@ void duel_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, in
     /* oneDNN's sgemm (row-major, like these calls) runs on the OpenMP threads: the calling
      * thread's team size is set for it and put back. Degenerate sizes, and anything it refuses,
      * stay with OpenBLAS. */
-    if (duel_sgemm_dnnl_on && M > 0 && N > 0 && K > 0) {
+    if (duel_sgemm_dnnl_on && M > 0 && N > 0 && K > 0 && mnk >= DUEL_DNNL_MIN) {
         int want = mnk < DUEL_GEMM_PAR_MIN ? 1 : t;
+        duel_sigmask held;
+        duel_signals_hold(&held);
         if (want != t) omp_set_num_threads(want);
         dnnl_status_t st = dnnl_sgemm(ta == CblasTrans ? 'T' : 'N', tb == CblasTrans ? 'T' : 'N',
                                       M, N, K, 1.0f, a, lda, b, ldb, beta, c, ldc);
         if (want != t) omp_set_num_threads(t);
+        duel_signals_release(&held);
         if (st == dnnl_success) return;
     }
 #endif

@@ -8,10 +8,12 @@
  * instruction; only a second Ctrl-C while that error is still pending (the process is inside one
  * long C call) takes the default action. */
 #include "l_util.h"
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 
 static lua_State *interrupt_L;
+static pthread_t interrupt_main; /* the thread that runs interrupt_L */
 static volatile sig_atomic_t interrupt_pending;
 static struct sigaction interrupt_prev;
 static int interrupt_installed;
@@ -31,6 +33,13 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
 }
 
 static void interrupt_action(int sig) {
+    /* The kernel hands a process's signal to any thread that does not hold it back; the main
+     * thread holds signals while oneDNN runs (duel_impl.h). Another thread passes it on, so
+     * that it waits for the main thread and the hook is set there. */
+    if (!pthread_equal(pthread_self(), interrupt_main)) {
+        pthread_kill(interrupt_main, sig);
+        return;
+    }
     if (interrupt_pending) {
         signal(sig, SIG_DFL);
         raise(sig);
@@ -54,6 +63,7 @@ static int l_catch_interrupts(lua_State *L) {
         lua_pop(L, 1);
         if (!is_main) return l_raise(L, "catch_interrupts: call it from the main thread, got a coroutine");
         interrupt_L = L;
+        interrupt_main = pthread_self();
         sa.sa_handler = interrupt_action;
     } else if (strcmp(mode, "ignore") == 0) {
         sa.sa_handler = SIG_IGN;

@@ -192,6 +192,8 @@ static int run_entry(entry *e, int mode, float *x, float *y, float *w, const cha
     dnnl_memory_t um[3] = {NULL}, im[3] = {NULL}, pad = NULL;
     dnnl_exec_arg_t args[4];
     int rc = -1, out = OUT_SLOT[mode];
+    duel_sigmask held; /* signals wait while oneDNN runs (duel_impl.h) */
+    duel_signals_hold(&held);
     for (int s = 0; s < 3; s++) {
         if (dnnl_memory_create(&um[s], &e->user[s], engine, user_ptr[s]) != dnnl_success) goto done;
         if (e->re[s] &&
@@ -216,6 +218,7 @@ static int run_entry(entry *e, int mode, float *x, float *y, float *w, const cha
     if (dnnl_stream_wait(stream) != dnnl_success) goto done;
     rc = 0;
 done:
+    duel_signals_release(&held);
     for (int s = 0; s < 3; s++) {
         if (um[s]) dnnl_memory_destroy(um[s]);
         if (im[s]) dnnl_memory_destroy(im[s]);

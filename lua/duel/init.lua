@@ -15,7 +15,24 @@ if pcall(ffi.cdef, 'int setenv(const char *name, const char *value, int overwrit
   ffi.C.setenv('OPENBLAS_THREAD_TIMEOUT', '4', 0)
 end
 
-local core = require 'duel.core'
+-- The threads the libraries start as the core loads (OpenBLAS's pool) hold asynchronous signals
+-- back for good, as OpenMP's workers and the DataLoader's do (csrc/parallel.c): a signal for the
+-- process then waits for the main thread, which holds signals only while oneDNN runs (its JIT
+-- sgemm points rsp into the heap: docs/performance.md) and takes them right after.
+local core
+do
+  local ok = pcall(ffi.cdef, [[
+    int sigfillset(void *set); int sigdelset(void *set, int sig);
+    int pthread_sigmask(int how, const void *set, void *old);]])
+  local set, old = ffi.new('uint8_t[128]'), ffi.new('uint8_t[128]')
+  if ok then
+    ffi.C.sigfillset(set)
+    for _, sig in ipairs({4, 5, 7, 8, 11, 31}) do ffi.C.sigdelset(set, sig) end -- the faults
+    ok = ffi.C.pthread_sigmask(0, set, old) == 0 -- SIG_BLOCK
+  end
+  core = require 'duel.core'
+  if ok then ffi.C.pthread_sigmask(2, old, nil) end -- SIG_SETMASK
+end
 
 local duel = {}
 for k, v in pairs(core) do
