@@ -30,8 +30,10 @@ do
     for _, sig in ipairs({4, 5, 7, 8, 11, 31}) do ffi.C.sigdelset(set, sig) end -- the faults
     ok = ffi.C.pthread_sigmask(0, set, old) == 0 -- SIG_BLOCK
   end
-  core = require 'duel.core'
-  if ok then ffi.C.pthread_sigmask(2, old, nil) end -- SIG_SETMASK
+  local loaded, res = pcall(require, 'duel.core')
+  if ok then ffi.C.pthread_sigmask(2, old, nil) end -- SIG_SETMASK, also when loading failed
+  if not loaded then error(res, 0) end
+  core = res
 end
 
 local duel = {}
