@@ -29,6 +29,14 @@ local function synthetic()
   }
 end
 
+-- a fresh folder (with runs/ in it when asked) for one command's results
+local function tmpdir(with_runs)
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute('mkdir -p ' .. dir .. (with_runs and '/runs' or ''))
+  return dir
+end
+
 local function has(md, s) T.ok(md:find(s, 1, true), 'RESULTS.md lacks: ' .. s) end
 
 T.case('RESULTS.md from a synthetic summary: means, targets, floors, pending rows', function()
@@ -120,9 +128,7 @@ T.case('JSON round trip and summary merge keep earlier rows', function()
 end)
 
 T.case('tools/results.lua reruns a subset into an existing summary', function()
-  local dir = os.tmpname()
-  os.remove(dir)
-  os.execute('mkdir -p ' .. dir)
+  local dir = tmpdir()
   R.write_json(dir .. '/summary.json', synthetic())
   local p = io.popen(('RESULTS_DIR=%s RESULTS_MD=%s/RESULTS.md RESULTS_ONLY=toy2d-ring8-vanilla '
     .. "RESULTS_SEEDS=2 RESULTS_EXTRA='--quick --n_eval 100' RESULTS_NICE=0 luajit tools/results.lua 2>&1; echo rc=$?")
@@ -147,9 +153,7 @@ T.case('tools/results.lua reruns a subset into an existing summary', function()
 end)
 
 T.case('tools/results.lua continues a run cut short, from its .pending marker', function()
-  local dir = os.tmpname()
-  os.remove(dir)
-  os.execute('mkdir -p ' .. dir .. '/runs')
+  local dir = tmpdir(true)
   local extra = '--quick --n_eval 100'
   local cmd = R.command(R.BY_NAME['toy2d-ring8-vanilla'], 2, {nice = 0, out = dir, extra = extra})
   -- the first command's run, stopped after step 2 of the quick run's 6
@@ -187,9 +191,7 @@ T.case('tools/results.lua continues a run cut short, from its .pending marker', 
 end)
 
 T.case('tools/results.lua runs RESULTS_JOBS side by side and records every one', function()
-  local dir = os.tmpname()
-  os.remove(dir)
-  os.execute('mkdir -p ' .. dir)
+  local dir = tmpdir()
   local env = ('RESULTS_DIR=%s RESULTS_MD=%s/RESULTS.md RESULTS_ONLY=toy2d-ring8-vanilla,'
     .. "toy2d-grid25-vanilla RESULTS_SEEDS=1,2 RESULTS_EXTRA='--quick --n_eval 100' "
     .. 'RESULTS_NICE=0'):format(dir, dir)
@@ -215,9 +217,7 @@ T.case('tools/results.lua runs RESULTS_JOBS side by side and records every one',
 end)
 
 T.case('tools/results.lua: Ctrl-C stops the command and its runs, whose markers stay', function()
-  local dir = os.tmpname()
-  os.remove(dir)
-  os.execute('mkdir -p ' .. dir)
+  local dir = tmpdir()
   -- its own process group, as a terminal gives a command; the signal goes to the whole group
   os.execute(("setsid sh -c 'echo $$ > %s/pgid; exec env RESULTS_DIR=%s RESULTS_MD=%s/R.md "
     .. 'RESULTS_ONLY=toy2d-ring8-vanilla RESULTS_SEEDS=1,2,3 RESULTS_JOBS=2 RESULTS_NICE=0 '
@@ -258,9 +258,7 @@ T.case('tools/results.lua: Ctrl-C stops the command and its runs, whose markers 
 end)
 
 T.case('tools/results.lua leaves a run to the results command still following it', function()
-  local dir = os.tmpname()
-  os.remove(dir)
-  os.execute('mkdir -p ' .. dir .. '/runs')
+  local dir = tmpdir(true)
   -- a live process that reads as a results command (its arguments name results.lua)
   local p = io.popen("sh -c 'sleep 20; true' results.lua > /dev/null 2>&1 & echo $!")
   local pid = p:read('*n')
