@@ -119,18 +119,48 @@ function common.json(t)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
+-- a resume that changes options (a longer run, a later learning-rate decay) leaves options.txt
+-- holding the options the run ends with, and a comment line saying what changed from what
+local function options_resumed(dir, saved_text, lines)
+  local old, changes = {}, {}
+  for _, line in ipairs(saved_text) do
+    local k, v = line:match('^([%w_]+) = (.*)$')
+    if k then old[k] = v end
+  end
+  local keep = {}
+  for _, line in ipairs(lines) do
+    local k, v = line:match('^([%w_]+) = (.*)$')
+    if k ~= 'resume' then
+      keep[#keep + 1] = line
+      if old[k] ~= v then changes[#changes + 1] = ('%s %s -> %s'):format(k, old[k] or '(none)', v) end
+    end
+  end
+  if #changes == 0 then return end
+  for _, line in ipairs(saved_text) do
+    if line:match('^#') then keep[#keep + 1] = line end
+  end
+  keep[#keep + 1] = ('# resumed on %s with %s'):format(os.date('!%Y-%m-%d %H:%M UTC'),
+    table.concat(changes, ', '))
+  local f = assert(io.open(dir .. '/options.txt.tmp', 'w'))
+  f:write(table.concat(keep, '\n'), '\n')
+  f:close()
+  assert(os.rename(dir .. '/options.txt.tmp', dir .. '/options.txt'))
+end
+
 -- setup(script, defaults, help): parse arg, seed, threads, run folder. Returns opts, run.
 function common.setup(script, defaults, help, argv)
   argv = argv or arg
   -- a resumed run starts from the options it was started with (options.txt, which holds the
   -- --quick settings too); keys given on the command line again override them
-  local saved_quick
+  local saved_quick, saved_text
   for i = 1, #argv - 1 do
     local f = argv[i] == '--resume' and io.open(argv[i + 1] .. '/options.txt', 'r')
     if f then
       local saved = {}
       for k, v in pairs(defaults) do saved[k] = v end
+      saved_text = {}
       for line in f:lines() do
+        saved_text[#saved_text + 1] = line
         local k, v = line:match('^([%w_]+) = (.*)$')
         if k and type(defaults[k]) == 'number' then saved[k] = tonumber(v) or defaults[k]
         elseif k and type(defaults[k]) == 'boolean' then saved[k] = v == 'true'
@@ -188,10 +218,12 @@ function common.setup(script, defaults, help, argv)
   print(('%s: %s'):format(script, dir))
   print(table.concat(lines, '\n'))
   io.flush() -- the folder line first: make results records it before the run ends
-  if not o.resume and rank == 0 then
+  if rank == 0 and not o.resume then
     local f = assert(io.open(dir .. '/options.txt', 'w'))
     f:write(table.concat(lines, '\n'), '\n')
     f:close()
+  elseif rank == 0 and saved_text then
+    options_resumed(dir, saved_text, lines)
   end
   return o, run
 end

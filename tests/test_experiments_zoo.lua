@@ -180,6 +180,36 @@ T.case('dcgan: a resume in the middle of an epoch draws the same batches and los
           duel.load(ref .. '/checkpoint.safetensors').G['2.weight'], 0)
 end)
 
+T.case('dcgan: a resume that lengthens the run and adds a later decay equals that run from scratch',
+       function()
+  -- the dcgan results row was continued like this: steps before the decay starts are the same
+  local _, rc1, dir = run('dcgan', '--quick --stop_at 2') -- 4 steps at a constant rate
+  T.eq(rc1, 0)
+  local out2, rc2 = run('dcgan', '--resume ' .. q(dir) .. ' --steps 6 --decay 0.5')
+  T.eq(rc2, 0, out2)
+  local _, rc3, ref = run('dcgan', '--quick --steps 6 --decay 0.5')
+  T.eq(rc3, 0)
+  local a, b = metric_lines(dir), metric_lines(ref)
+  T.eq(#a, 6)
+  for i = 1, 6 do -- the first two steps ran without --decay, so they log no lr
+    local x, y = a[i]:gsub(',?"lr":[^,}]+', ''), b[i]:gsub(',?"lr":[^,}]+', '')
+    T.eq(x, y, 'metrics line ' .. i)
+  end
+  T.ok(a[6]:find('"lr":', 1, true) and a[6] == b[6], a[6])
+  T.close(duel.load(dir .. '/checkpoint.safetensors').G['2.weight'],
+          duel.load(ref .. '/checkpoint.safetensors').G['2.weight'], 0)
+  -- options.txt holds the options the run ended with and what the resume changed
+  local text = assert(io.open(dir .. '/options.txt')):read('*a')
+  T.ok(text:find('\nsteps = 6\n', 1, true) and text:find('\ndecay = 0.5\n', 1, true), text)
+  T.ok(text:find('# resumed on [^\n]* with decay 1 %-> 0.5, steps 4 %-> 6\n$'), text)
+  T.ok(not text:find('resume =', 1, true), text)
+  local out4, rc4 = run('dcgan', '--resume ' .. q(dir) .. ' --steps 7')
+  T.eq(rc4, 0, out4)
+  text = assert(io.open(dir .. '/options.txt')):read('*a')
+  T.ok(text:find('steps 4 %-> 6\n# resumed on [^\n]* with steps 6 %-> 7\n$'), text)
+  T.ok(text:find('\ndecay = 0.5\n', 1, true), text) -- kept from the first resume
+end)
+
 T.case('dcgan --preset paper: the 64x64 RGB nets on an image folder', function()
   local folder = tmp .. '/faces'
   local mkdir = require('duel.core')._data.mkdir
