@@ -141,10 +141,11 @@ local function options_resumed(dir, saved_text, lines)
   end
   keep[#keep + 1] = ('# resumed on %s with %s'):format(os.date('!%Y-%m-%d %H:%M UTC'),
     table.concat(changes, ', '))
-  local f = assert(io.open(dir .. '/options.txt.tmp', 'w'))
-  f:write(table.concat(keep, '\n'), '\n')
-  f:close()
-  assert(os.rename(dir .. '/options.txt.tmp', dir .. '/options.txt'))
+  local tmp = dir .. '/options.txt.tmp'
+  local f, err = io.open(tmp, 'w')
+  local ok = f and f:write(table.concat(keep, '\n'), '\n') and f:close()
+  if ok then ok, err = os.rename(tmp, dir .. '/options.txt') end
+  if not ok then error(('resume: cannot rewrite %s/options.txt, got %s'):format(dir, err), 0) end
 end
 
 -- setup(script, defaults, help): parse arg, seed, threads, run folder. Returns opts, run.
