@@ -121,24 +121,19 @@ end
 
 -- a resume that changes options (a longer run, a later learning-rate decay) leaves options.txt
 -- holding the options the run ends with, and a comment line saying what changed from what
-local function options_resumed(dir, saved_text, lines)
-  local old, changes = {}, {}
-  for _, line in ipairs(saved_text) do
-    local k, v = line:match('^([%w_]+) = (.*)$')
-    if k then old[k] = v end
-  end
-  local keep = {}
+local function options_resumed(dir, old, notes, lines)
+  local keep, changes = {}, {}
   for _, line in ipairs(lines) do
     local k, v = line:match('^([%w_]+) = (.*)$')
     if k ~= 'resume' then
       keep[#keep + 1] = line
-      if old[k] ~= v then changes[#changes + 1] = ('%s %s -> %s'):format(k, old[k] or '(none)', v) end
+      if old[k] ~= v then
+        changes[#changes + 1] = ('%s %s -> %s'):format(k, old[k] or '(none)', v)
+      end
     end
   end
   if #changes == 0 then return end
-  for _, line in ipairs(saved_text) do
-    if line:match('^#') then keep[#keep + 1] = line end
-  end
+  for _, line in ipairs(notes) do keep[#keep + 1] = line end
   keep[#keep + 1] = ('# resumed on %s with %s'):format(os.date('!%Y-%m-%d %H:%M UTC'),
     table.concat(changes, ', '))
   local tmp = dir .. '/options.txt.tmp'
@@ -153,16 +148,17 @@ function common.setup(script, defaults, help, argv)
   argv = argv or arg
   -- a resumed run starts from the options it was started with (options.txt, which holds the
   -- --quick settings too); keys given on the command line again override them
-  local saved_quick, saved_text
+  local saved_quick, saved_raw, saved_notes
   for i = 1, #argv - 1 do
     local f = argv[i] == '--resume' and io.open(argv[i + 1] .. '/options.txt', 'r')
     if f then
       local saved = {}
       for k, v in pairs(defaults) do saved[k] = v end
-      saved_text = {}
+      saved_raw, saved_notes = {}, {}
       for line in f:lines() do
-        saved_text[#saved_text + 1] = line
         local k, v = line:match('^([%w_]+) = (.*)$')
+        if k then saved_raw[k] = v end
+        if line:match('^#') then saved_notes[#saved_notes + 1] = line end
         if k and type(defaults[k]) == 'number' then saved[k] = tonumber(v) or defaults[k]
         elseif k and type(defaults[k]) == 'boolean' then saved[k] = v == 'true'
         elseif k and defaults[k] ~= nil then saved[k] = v
@@ -223,8 +219,8 @@ function common.setup(script, defaults, help, argv)
     local f = assert(io.open(dir .. '/options.txt', 'w'))
     f:write(table.concat(lines, '\n'), '\n')
     f:close()
-  elseif rank == 0 and saved_text then
-    options_resumed(dir, saved_text, lines)
+  elseif rank == 0 and saved_raw then
+    options_resumed(dir, saved_raw, saved_notes, lines)
   end
   return o, run
 end
