@@ -1,7 +1,7 @@
 -- The GAN zoo scripts (experiments/toy2d, dcgan, wgan, wgan_gp, lsgan, sngan, fgan, r3gan): each
 -- runs with --quick into a temporary folder and writes its samples, metrics.jsonl, loss curve and
 -- a checkpoint holding G, D and the step; toy2d stopped with --stop_at and resumed logs the same
--- losses, bit for bit, as an uninterrupted run.
+-- losses, bit for bit, as an uninterrupted run. Also the dcgan_averages.lua probe.
 local T = require 'tests.harness'
 local duel = require 'duel'
 
@@ -141,6 +141,36 @@ T.case('dcgan --ema: G_ema is the moving average across a resume; evaluate.lua s
   T.ok(with_ema.frechet ~= R.scores(dir).frechet, 'evaluate.lua scored G_ema')
   local out, rc = run('dcgan', '--quick --ema 1')
   T.ok(rc ~= 0 and out:find('dcgan: --ema must be in [0, 1), got 1', 1, true), out)
+end)
+
+T.case('dcgan_averages: G and each weight average scored every --every steps', function()
+  local function probe(args)
+    local p = io.popen('luajit experiments/dcgan_averages.lua --steps 4 --every 2 --batch 16 '
+                       .. '--samples 500 ' .. args .. ' 2>&1; echo "rc=$?"')
+    local out = p:read('*a')
+    p:close()
+    local s = {}
+    for step, net, fd in out:gmatch('\n(%d+) (%S+) ([%d.]+) [%d.]+ [%d.]+') do
+      s[net .. '@' .. step] = tonumber(fd)
+    end
+    return out, tonumber(out:match('rc=(%d+)%s*$')), s
+  end
+  -- 1e-9 follows G; 0.999999 stays near the initial weights unless its time constant is held
+  -- to step / 1e6 (decay about 1e-6 here), when it follows G again (a large rate moves G far)
+  local out, rc, s = probe('--lr 0.05 --averages 1e-9,0.999999,0.999999/1000000')
+  T.eq(rc, 0, out)
+  for _, step in ipairs{2, 4} do
+    local g = s['G@' .. step]
+    T.ok(g and g > 0, out)
+    T.close(s['1e-9@' .. step], g, 1e-3, out)
+    T.close(s['0.999999/1000000@' .. step], g, 1e-3, out)
+    T.ok(math.abs(s['0.999999@' .. step] - g) > 0.1, out)
+  end
+  out, rc = probe('--averages 0.999,1.5')
+  T.ok(rc ~= 0 and out:find('dcgan_averages: --averages entries are decay[/c] with 0 < decay < 1,'
+                            .. ' got 1.5', 1, true), out)
+  out, rc = probe('--samples 700')
+  T.ok(rc ~= 0 and out:find('--samples must be a multiple of 500, got 700', 1, true), out)
 end)
 
 T.case('dcgan --decay: the learning rates fall linearly to 0 over the run\'s last part', function()
