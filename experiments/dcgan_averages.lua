@@ -14,7 +14,6 @@ local duel = require 'duel'
 local common = require 'experiments.common'
 local zoo = require 'experiments.zoo_models'
 local ev = require 'experiments.evaluate'
-local ckm = require 'duel.checkpoint'
 local optim, gan = duel.optim, duel.gan
 
 local defaults = {ngf = 32, ndf = 32, steps = 60000, every = 5000, seed = 1, lr = 2e-4,
@@ -52,17 +51,10 @@ for _, v in ipairs(avgs) do v.net = zoo.G32(100, o.ngf); v.net:load_state_dict(G
 local images = duel.data.fashion_mnist{split = 'train', pad_to = 32}.images
 local loader = duel.data.DataLoader(images, {batch = o.batch, seed = o.seed, workers = 1})
 
--- evaluate.lua's protocol, without disturbing the training RNG stream
+-- evaluate.lua's protocol (noise seed 1, batches of 500), on --samples images
+ev.N_IMAGE = o.samples
 local function score(net)
-  local saved = ckm.get_rng_state()
-  duel.manual_seed(1)
-  local imgs = duel.no_grad(function()
-    local parts = {}
-    for i = 1, o.samples / 500 do parts[i] = net(duel.randn(500, 100)) end
-    return duel.cat(parts, 1)
-  end)
-  ckm.set_rng_state(saved)
-  return ev.image_scores(imgs)
+  return ev.image_scores(ev.generate(function(n) return net(duel.randn(n, 100)) end))
 end
 
 print('step net frechet precision recall')

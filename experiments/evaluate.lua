@@ -3,7 +3,8 @@
 --   luajit experiments/evaluate.lua runs/cyclegan-20260101-120000    prints JSON and appends an
 --                                        {"eval":"final",...} line to the run's metrics.jsonl
 --   luajit experiments/evaluate.lua --floor     the real-vs-real Frechet floor (train vs test)
--- As a module: ev.run(dir) -> metrics table; ev.floor() -> the floor table.
+-- As a module: ev.run(dir) -> metrics table; ev.floor() -> the floor table; ev.generate(gen) and
+-- ev.image_scores(images) score any generator by the same protocol.
 --   toy2d    toy_modes of 2,500 samples from the generator's moving average (noise: seed 1)
 --   dcgan, wgan, wgan_gp, lsgan, sngan, fgan, r3gan (the 32x32 Fashion-MNIST G)
 --            Frechet / precision / recall / classifier score / class coverage of 10,000 samples
@@ -107,7 +108,7 @@ end
 
 -- ev.N_IMAGE images from gen(n, i) (batch i of n), noise from seed 1; training mode, batches of
 -- 500: the batch statistics the scripts' sample grids use
-local function generate(gen)
+function ev.generate(gen)
   return with_seed(1, function()
     return duel.no_grad(function()
       local parts, b = {}, math.min(500, ev.N_IMAGE)
@@ -130,7 +131,7 @@ function ev.image(dir, o, ck)
   local zoo = require 'experiments.zoo_models'
   local G = zoo.G32(o.nz, o.ngf)
   G:load_state_dict((o.ema or 0) > 0 and ck.G_ema or ck.G)
-  return scored(generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
+  return scored(ev.generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
 end
 
 -- class-conditional G: classes 1..k in turn, so every class gets the same number of samples
@@ -148,7 +149,7 @@ function ev.cond(dir, o, ck, script)
     gen = function(z, y) return G(z, y) end
   end
   local labels = {}
-  local imgs = generate(function(n, i)
+  local imgs = ev.generate(function(n, i)
     local y = {}
     for j = 1, n do y[j] = ((i - 1) * n + j - 1) % k + 1 end
     for j = 1, n do labels[#labels + 1] = y[j] end
@@ -166,7 +167,7 @@ function ev.stylegan(dir, o, ck)
   local zoo2 = require 'experiments.zoo_models2'
   local G = zoo2.StyleG(o.nz, o.w_dim, o.ngf, o.n_map)
   G:load_state_dict(ck.G)
-  return scored(generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
+  return scored(ev.generate(function(n) return G(duel.randn(n, o.nz)) end), ck)
 end
 
 -- the last line of the run's metrics.jsonl whose "eval" is `tag`, as a table
@@ -190,7 +191,7 @@ function ev.infogan(dir, o, ck)
   local zoo = require 'experiments.zoo_models'
   local G = zoo.G32(o.noise + o.n_cat + o.n_cont, o.ngf)
   G:load_state_dict(ck.G)
-  local r = scored(generate(function(n)
+  local r = scored(ev.generate(function(n)
     return G((duel.gan.sample_latent{n = n, noise = o.noise, categorical = {o.n_cat},
                                      continuous = o.n_cont}))
   end), ck)
